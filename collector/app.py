@@ -1,0 +1,70 @@
+"""The Starlette application: routes, lifespan and the one error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collector import admin, api
+from collector.errors import CollectorError, handle_collector_error, handle_unexpected
+from collector.service import Collector
+from collector.settings import Settings
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"alive": True})
+
+
+async def readyz(request: Request) -> Response:
+    svc = request.app.state.collector
+    storage = svc.loader.healthy and svc.migrated
+    ok = svc.ready and storage
+    body = {"ready": ok, "accepting": svc.ready, "storage": storage}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.collector.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/event", api.event, methods=["POST"]),
+        Route("/api/batch", api.batch, methods=["POST"]),
+        Route("/p.gif", api.pixel, methods=["GET"]),
+        Route("/api/consent", api.consent, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/admin/query", admin.query, methods=["POST"]),
+        Route("/admin/forget", admin.forget, methods=["POST"]),
+        Route("/admin/inventory", admin.inventory_list, methods=["GET"]),
+        Route("/admin/keys", admin.keys_status, methods=["GET"]),
+        Route("/admin/keys/rotate", admin.keys_rotate, methods=["POST"]),
+        Route("/admin/spool", admin.spool_status, methods=["GET"]),
+        Route("/admin/flush", admin.flush, methods=["POST"]),
+    ]
+
+
+def create_app(settings: Settings, collector: Collector | None = None) -> Starlette:
+    svc = collector or Collector(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await svc.start()
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={CollectorError: handle_collector_error, Exception: handle_unexpected},
+    )
+    app.state.collector = svc
+    return app

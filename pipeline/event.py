@@ -1,0 +1,35 @@
+"""The event as it moves through the pipeline.
+
+``ip``, ``user_agent`` and ``client_id`` are request context: they live only in memory while the
+request is handled. Only ``row`` (and ``table``) leave the process, appended to the spool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.settings import Site
+
+
+class Dropped(Exception):
+    """A policy drop: counted by reason, answered like an accepted event."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Event:
+    site: Site
+    payload: dict[str, Any]
+    ip: str
+    user_agent: str
+    received_ms: int
+    gpc: bool = False
+    origin: str = ""
+    table: str = "events"
+    row: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    member_ref_verified: bool = False

@@ -1,0 +1,1 @@
+"""The privacy model: keys, pseudonyms, identity tokens, the consent ledger and scrubbing."""

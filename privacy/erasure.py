@@ -1,0 +1,26 @@
+"""Erasure of one member: every member-plane and consent-ledger row of their pseudonym."""
+
+from __future__ import annotations
+
+from privacy.keys import mac
+
+TABLES = ("member_events", "consent_ledger")
+
+
+def member_pseudonym(keys, site: str, member_ref: str) -> str:
+    return mac(keys.member_key(), "member", site, member_ref)
+
+
+def forget(store, consent, keys, site: str, member_ref: str) -> dict[str, int]:
+    """Delete and report what was removed, per place. A second run reports zeros."""
+    member_id = member_pseudonym(keys, site, member_ref)
+    params = {"s": site, "m": member_id}
+    removed: dict[str, int] = {}
+    for table in TABLES:
+        where = "site = {s:String} AND member_id = {m:String}"
+        n = store.query_rows(f"SELECT count() FROM {table} WHERE {where}", parameters=params)[0][0]
+        if n:
+            store.command(f"ALTER TABLE {table} DELETE WHERE {where} SETTINGS mutations_sync = 2", parameters=params)
+        removed[table] = int(n)
+    removed["consent_state"] = consent.forget(site, member_id)
+    return removed

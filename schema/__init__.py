@@ -1,0 +1,1 @@
+"""ClickHouse DDL as versioned migration files, and the runner that applies them."""
