@@ -106,6 +106,7 @@ class Collector:
                 pass
         drained = await asyncio.to_thread(self.loader.stop, self.settings.shutdown_deadline_s)
         self.spool.close()
+        await asyncio.to_thread(self.store.close)
         log.info("stopped; spool %s", "drained" if drained else f"keeps {self.loader.backlog()} bytes for the next start")
 
     async def _syncer(self) -> None:

@@ -6,24 +6,27 @@ from urllib.parse import urlsplit
 
 from pipeline.event import Event
 
-SOURCES = {
+# registrable name (without public suffix) -> source
+NAMES = {
     "google": "Google", "bing": "Bing", "duckduckgo": "DuckDuckGo", "yahoo": "Yahoo", "baidu": "Baidu",
-    "yandex": "Yandex", "ecosia": "Ecosia", "facebook": "Facebook", "fb": "Facebook", "instagram": "Instagram",
-    "t": "Twitter", "twitter": "Twitter", "x": "Twitter", "linkedin": "LinkedIn", "lnkd": "LinkedIn",
-    "reddit": "Reddit", "youtube": "YouTube", "pinterest": "Pinterest", "tiktok": "TikTok",
-    "github": "GitHub", "news.ycombinator": "Hacker News", "wikipedia": "Wikipedia", "chatgpt": "ChatGPT",
+    "yandex": "Yandex", "ecosia": "Ecosia", "facebook": "Facebook", "instagram": "Instagram",
+    "twitter": "Twitter", "linkedin": "LinkedIn", "reddit": "Reddit", "youtube": "YouTube",
+    "pinterest": "Pinterest", "tiktok": "TikTok", "github": "GitHub", "wikipedia": "Wikipedia",
+    "chatgpt": "ChatGPT", "perplexity": "Perplexity",
 }
+HOSTS = {"t.co": "Twitter", "x.com": "Twitter", "lnkd.in": "LinkedIn", "fb.com": "Facebook",
+         "m.facebook.com": "Facebook", "l.facebook.com": "Facebook", "news.ycombinator.com": "Hacker News",
+         "youtu.be": "YouTube"}
+SECOND_LEVEL = {"co", "com", "org", "net", "ac", "gov", "edu", "ne", "or"}
 
 
 def source_for(host: str) -> str:
-    parts = host.split(".")
-    for i in range(len(parts) - 1):
-        label = ".".join(parts[i:-1])
-        if label in SOURCES:
-            return SOURCES[label]
-        if parts[i] in SOURCES and i == len(parts) - 2:
-            return SOURCES[parts[i]]
-    return host
+    if host in HOSTS:
+        return HOSTS[host]
+    labels = host.split(".")[:-1]
+    if len(labels) > 1 and labels[-1] in SECOND_LEVEL:
+        labels.pop()
+    return NAMES.get(labels[-1], host) if labels else host
 
 
 class ReferrerStep:

@@ -1,0 +1,33 @@
+from pipeline.event import Dropped, Event
+from pipeline.runner import Pipeline
+
+
+class Upper:
+    name = "upper"
+
+    def __call__(self, ev):
+        ev.row["x"] = ev.row["x"].upper()
+        return ev
+
+
+class DropEmpty:
+    name = "drop_empty"
+
+    def __call__(self, ev):
+        if not ev.row["x"]:
+            raise Dropped("empty")
+        return ev
+
+
+def event(x):
+    ev = Event(site=None, payload={}, ip="", user_agent="", received_ms=0)
+    ev.row = {"x": x}
+    return ev
+
+
+def test_steps_run_in_order_are_timed_and_drops_counted():
+    p = Pipeline([DropEmpty(), Upper()])
+    assert p.run(event("a")).row == {"x": "A"}
+    assert p.run(event("")) is None
+    assert p.dropped == {"empty": 1}
+    assert set(p.step_ns) == {"drop_empty", "upper"} and p.names == ["drop_empty", "upper"]

@@ -1,0 +1,119 @@
+"""Forward-only, consent-gated linking through the HTTP API on real chDB."""
+
+import hashlib
+import hmac
+import json
+import time
+
+from privacy.tokens import mint
+from tests.conftest import flush, rows
+from tests.support import CHROME_UA, SECRET
+
+HEADERS = {"Content-Type": "text/plain", "User-Agent": CHROME_UA}
+CID = "abcdefg.RandomClientId1234"
+
+
+def send(client, path, identity=None, headers=None, cid=CID):
+    body = {"n": "pageview", "u": f"https://example.org{path}", "d": "example.org", "cid": cid}
+    if identity:
+        body["identity"] = identity
+    r = client.post("/api/event", content=json.dumps(body), headers={**HEADERS, **(headers or {})})
+    assert r.status_code == 202
+    return r
+
+
+def token(ref="MEMBER-REF-777", purposes=("analytics_linking",), ttl=600, now=None):
+    return mint(SECRET, "example.org", ref, list(purposes), ttl, now=now)
+
+
+def consent(client, action, ref="MEMBER-REF-777", secret=SECRET):
+    body = json.dumps({"site": "example.org", "member_ref": ref, "purpose": "analytics_linking", "action": action,
+                       "policy_version": "2026-01"}).encode()
+    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return client.post("/api/consent", content=body, headers={"Content-Type": "application/json",
+                                                              "X-Collector-Signature": sig})
+
+
+def refused(client) -> dict:
+    return dict(client.app.state.collector.identity.refused)
+
+
+def test_anonymous_then_login_is_forward_only(app_client):
+    for p in ("/", "/plans", "/find-a-doctor"):
+        send(app_client, p)
+    t = token()
+    for p in ("/claims", "/benefits"):
+        send(app_client, p, identity=t)
+    flush(app_client)
+    before = rows(app_client, "SELECT * FROM events")
+    after = rows(app_client, "SELECT * FROM member_events")
+    assert [r["path"] for r in before] and len(before) == 3 and len(after) == 2
+    assert len({r["visitor_id"] for r in before}) == 1 and before[0]["visitor_id"]
+    assert all(r["member_id"] and r["session_id"] for r in after)
+    before_values = {v for r in before for v in (r["visitor_id"], r["key_id"], r["event_id"])}
+    after_values = {v for r in after for v in (r["member_id"], r["session_id"], r["event_id"])}
+    assert not before_values & after_values
+    assert "MEMBER-REF-777" not in json.dumps(after)
+
+
+def test_no_table_has_both_kinds_of_pseudonym(app_client):
+    cols = rows(app_client, "SELECT table, groupArray(name) AS c FROM system.columns "
+                            "WHERE database = currentDatabase() GROUP BY table")
+    for t in cols:
+        assert not ({"visitor_id", "key_id"} & set(t["c"]) and {"member_id", "session_id"} & set(t["c"])), t
+
+
+def test_forged_expired_unconsented_tokens_never_link(app_client):
+    now = int(time.time())
+    forged = mint("not-the-site-secret", "example.org", "MEMBER-REF-777", ["analytics_linking"], 600)
+    expired = token(now=now - 7200, ttl=60)
+    unconsented = token(purposes=("email",))
+    for t in (forged, expired, unconsented, "garbage"):
+        send(app_client, "/claims", identity=t)
+    flush(app_client)
+    assert rows(app_client, "SELECT count() AS n FROM member_events WHERE member_id != ''")[0]["n"] == 0
+    assert rows(app_client, "SELECT count() AS n FROM events")[0]["n"] == 4
+    assert refused(app_client) == {"bad_signature": 1, "expired": 1, "unconsented": 1, "malformed": 1}
+
+
+def test_withdrawal_stops_tokens_issued_before_it(app_client):
+    early = token(now=int(time.time()) - 5)
+    assert consent(app_client, "grant").status_code == 202
+    send(app_client, "/a", identity=early)
+    assert consent(app_client, "withdraw").status_code == 202
+    send(app_client, "/b", identity=early)
+    time.sleep(1.1)
+    fresh = token()
+    assert consent(app_client, "grant").status_code == 202
+    send(app_client, "/c", identity=fresh)
+    flush(app_client)
+    linked = {r["path"] for r in rows(app_client, "SELECT path FROM member_events WHERE member_id != ''")}
+    assert linked == {"/a", "/c"}
+    assert refused(app_client) == {"withdrawn": 1}
+    ledger = rows(app_client, "SELECT action, policy_version, member_id FROM consent_ledger ORDER BY ts")
+    assert [r["action"] for r in ledger] == ["grant", "withdraw", "grant"]
+    assert all(len(r["member_id"]) == 32 for r in ledger)
+
+
+def test_consent_requires_the_site_signature(app_client):
+    assert consent(app_client, "grant", secret="wrong").status_code == 401
+
+
+def test_gpc_and_dnt_events_carry_no_linkable_pseudonym(app_client):
+    send(app_client, "/gpc", headers={"Sec-GPC": "1"})
+    send(app_client, "/dnt", headers={"DNT": "1"})
+    send(app_client, "/gpc-login", identity=token(), headers={"Sec-GPC": "1"})
+    flush(app_client)
+    got = rows(app_client, "SELECT path, visitor_id, key_id, privacy FROM events ORDER BY path")
+    assert [(r["path"], r["visitor_id"], r["key_id"], r["privacy"]) for r in got] == [
+        ("/dnt", "", "", "gpc"), ("/gpc", "", "", "gpc"), ("/gpc-login", "", "", "gpc")]
+    assert rows(app_client, "SELECT count() AS n FROM member_events")[0]["n"] == 0
+    assert refused(app_client) == {"gpc": 1}
+
+
+def test_authenticated_prefix_goes_to_member_plane_without_visitor_pseudonym(app_client):
+    send(app_client, "/member/claims")
+    flush(app_client)
+    (row,) = rows(app_client, "SELECT * FROM member_events")
+    assert row["path"] == "/member/claims" and row["member_id"] == "" and "visitor_id" not in row
+    assert rows(app_client, "SELECT count() AS n FROM events")[0]["n"] == 0
