@@ -33,7 +33,8 @@ query: $(STAMP)
 	$(BIN)/collector query 'SELECT ts, name, path, country, region, isp, browser, os, device, referrer_host, utm_source FROM events ORDER BY ts DESC LIMIT 10'
 
 bench: $(STAMP)
-	$(BIN)/python -m loadtests.bench
+	scripts/bench-deps.sh $(BIN)/python
+	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data
