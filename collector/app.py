@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collector import admin, api
+from collector import admin, api, tracker
 from collector.errors import CollectorError, handle_collector_error, handle_unexpected
 from collector.service import Collector
 from collector.settings import Settings
@@ -36,6 +36,7 @@ def routes() -> list[Route]:
         Route("/api/event", api.event, methods=["POST"]),
         Route("/api/batch", api.batch, methods=["POST"]),
         Route("/p.gif", api.pixel, methods=["GET"]),
+        tracker.route,
         Route("/api/consent", api.consent, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
