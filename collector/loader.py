@@ -1,14 +1,21 @@
 """Drains the spool into ClickHouse in batches, exactly once.
 
 Each batch is a contiguous run of records in one segment. Before inserting, the loader writes the
-batch's range to the checkpoint as *pending*; the insert carries a deduplication token derived from
-that range (``segment:start:end:table``); afterwards the checkpoint advances. After a crash the
-pending range is re-read from the same immutable bytes and re-inserted with the same token, which
-ClickHouse discards if the first insert had landed. Fully stored segments are deleted.
+batch's range to the checkpoint as *pending* (fsynced, atomically renamed); each insert carries a
+deduplication token derived from that range (``segment:start:end:table``); afterwards the
+checkpoint advances past the range. After a crash the pending range is re-read from the same
+immutable bytes and re-inserted with the same tokens, which ClickHouse discards if the first insert
+had landed (``non_replicated_deduplication_window`` in the DDL). Fully stored segments are deleted.
+
+Rows ClickHouse rejects permanently are bisected down to single rows; those go to a dead-letter
+file with the reason and the batch token (so a replayed batch does not write them twice), and the
+files expire after ``dead_letter_days``. Transient failures (storage unreachable, erroring or slow)
+leave the data in the spool and are retried with backoff.
 """
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import os
@@ -17,6 +24,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import orjson
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -27,6 +35,8 @@ from collector.store import describe, is_permanent
 from schema.columns import TABLES
 
 log = logging.getLogger("collector.loader")
+# reclaim the active segment's space once it is fully stored and at least this big
+ROTATE_STORED_BYTES = 1 << 20
 
 
 @dataclass
@@ -61,26 +71,61 @@ class CheckpointFile:
 
 
 class DeadLetters:
-    """Rows ClickHouse rejected permanently, with the reason; files expire after ``days``."""
+    """Rows ClickHouse rejected permanently, one JSON line each with the reason, the batch token,
+    the time and the expiry. One file per UTC day (``YYYYMMDD.jsonl``), deleted after ``days``."""
 
     def __init__(self, directory: Path, days: int):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.days = days
+        self._tokens: set[str] | None = None
 
-    def write(self, rows: list[dict], reason: str) -> None:
-        day = time.strftime("%Y%m%d", time.gmtime())
-        with open(self.dir / f"{day}.jsonl", "ab") as f:
-            for row in rows:
-                f.write(orjson.dumps({"reason": reason[:300], "row": row}) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+    def _known(self) -> set[str]:
+        if self._tokens is None:
+            self._tokens = set()
+            for p in self.dir.glob("*.jsonl"):
+                for line in open(p, "rb"):
+                    try:
+                        self._tokens.add(orjson.loads(line).get("token", ""))
+                    except orjson.JSONDecodeError:
+                        continue
+        return self._tokens
 
-    def expire(self, now: float | None = None) -> None:
-        cutoff = (now or time.time()) - self.days * 86400
+    def write(self, rows: list[dict], reason: str, token: str = "") -> int:
+        """Append the rows unless this token was dead-lettered before. Returns rows written."""
+        if token and token in self._known():
+            return 0
+        now = time.time()
+        day = time.strftime("%Y%m%d", time.gmtime(now))
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + self.days * 86400))
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        fd = os.open(self.dir / f"{day}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            lines = b"".join(orjson.dumps({"at": at, "expires": expires, "reason": reason[:300], "token": token,
+                                           "row": row}) + b"\n" for row in rows)
+            os.write(fd, lines)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if token:
+            self._known().add(token)
+        return len(rows)
+
+    def expire(self, now: float | None = None) -> int:
+        """Delete day files older than the retention. Returns how many were deleted."""
+        cutoff = (time.time() if now is None else now) - self.days * 86400
+        gone = 0
         for p in self.dir.glob("*.jsonl"):
-            if p.stat().st_mtime < cutoff:
+            try:
+                day = calendar.timegm(time.strptime(p.stem, "%Y%m%d"))
+            except ValueError:
+                continue
+            if day + 86400 <= cutoff:
                 p.unlink(missing_ok=True)
+                gone += 1
+        if gone:
+            self._tokens = None
+        return gone
 
     def count(self) -> int:
         return sum(sum(1 for _ in open(p, "rb")) for p in self.dir.glob("*.jsonl"))
@@ -88,7 +133,8 @@ class DeadLetters:
 
 class Loader:
     def __init__(self, spool: Spool, store, data_dir: Path, metrics, batch_size: int = 5000,
-                 flush_interval_s: float = 1.0, dead_letter_days: int = 30):
+                 flush_interval_s: float = 1.0, dead_letter_days: int = 30,
+                 prepare: Callable[[], None] | None = None, after_insert: Callable[[], None] | None = None):
         self.spool = spool
         self.store = store
         self.metrics = metrics
@@ -97,14 +143,19 @@ class Loader:
         self.checkpoints = CheckpointFile(Path(data_dir) / "checkpoint.json")
         self.dead = DeadLetters(Path(data_dir) / "deadletter", dead_letter_days)
         self.cp = self.checkpoints.read()
+        self.prepare = prepare  # e.g. apply migrations once storage answers
+        self.after_insert = after_insert  # fault drill hook (see collector.faults)
         self.healthy = True
         self.last_error = ""
+        self.loaded_records = 0  # spool records consumed by this process (stored, dead-lettered)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._urgent = 0  # while > 0 every batch is due (flush and shutdown)
         self._thread: threading.Thread | None = None
         self.backoff_s = 0.5
         self.oldest_unstored_ms = 0
+        self._expired_at = 0.0
 
     # -- thread ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -117,18 +168,26 @@ class Loader:
     def stop(self, deadline_s: float) -> bool:
         """Drain what can be stored within the deadline, then stop. True when nothing is left."""
         end = time.monotonic() + deadline_s
-        while time.monotonic() < end and self.backlog() > 0 and self.healthy:
-            self.wake()
-            time.sleep(0.05)
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=max(0.1, end - time.monotonic()) + 5)
+        self._urgent += 1
+        try:
+            while time.monotonic() < end and self.backlog() > 0 and self.healthy and self._running():
+                self.wake()
+                time.sleep(0.02)
+        finally:
+            self._stop.set()
+            self._wake.set()
+            if self._thread:
+                self._thread.join(timeout=max(0.1, end - time.monotonic()) + 5)
+            self._urgent -= 1
         return self.backlog() == 0
+
+    def _running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self._maintain()
                 moved = self.step()
             except Exception as exc:  # noqa: BLE001 - the loader must outlive any one failure
                 self._unhealthy(exc)
@@ -142,8 +201,14 @@ class Loader:
                 self._wake.clear()
                 self._idle.clear()
 
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        if now - self._expired_at > 3600:
+            self._expired_at = now
+            self.dead.expire()
+
     def _unhealthy(self, exc: BaseException) -> None:
-        msg = describe(exc, getattr(self.store, "dsn", "")) if not isinstance(exc, StorageError) else exc.message
+        msg = exc.message if isinstance(exc, StorageError) else describe(exc, getattr(self.store, "dsn", ""))
         if self.healthy or msg != self.last_error:
             log.warning("storage write failed, events stay in the spool: %s", msg)
         self.healthy, self.last_error = False, msg
@@ -159,74 +224,95 @@ class Loader:
         return max(0, total)
 
     def flush_wait(self, timeout_s: float) -> bool:
-        """Block until everything spooled so far is stored (used by erasure and tests)."""
+        """Block until everything spooled so far is stored (used by erasure, the CLI and tests)."""
         end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if self.backlog() == 0:
-                return True
-            self.wake()
-            time.sleep(0.02)
-        return self.backlog() == 0
+        self._urgent += 1
+        try:
+            while time.monotonic() < end:
+                if self.backlog() == 0:
+                    return True
+                if self.spool.dirty:
+                    self.spool.sync()
+                self.wake()
+                time.sleep(0.02)
+            return self.backlog() == 0
+        finally:
+            self._urgent -= 1
 
     def step(self) -> bool:
         """Store one batch. Returns whether anything moved."""
         cp = self.cp
         if cp.pending:
             seg, start, end = cp.pending
-            scan = self.spool.read(seg, start, 1 << 30)
-            records = [(o, p) for o, p in scan.records if o <= end]
-            self._store(seg, start, end, records)
+            scan = self.spool.read(seg, start, 1 << 30, end)
+            self._store(seg, start, end, scan.records)
             return True
         for seg in self.spool.segments():
             if seg < cp.seg:
+                self.spool.remove(seg)  # stored earlier; its removal was interrupted
                 continue
             start = cp.offset if seg == cp.seg else 0
+            live = self.spool.is_live(seg)
             scan = self.spool.read(seg, start, self.batch_size)
+            if scan.torn and not live:
+                scan.end = self.spool.size(seg)  # unverifiable leftovers of an old segment: skip them
             if scan.records or scan.end > start:
                 end = scan.records[-1][0] if scan.records else scan.end
-                if scan.records and scan.damaged and scan.damaged[-1][1] > end:
+                if scan.damaged and scan.damaged[-1][1] > end:
                     end = scan.damaged[-1][1]
-                if scan.records and len(scan.records) < self.batch_size and seg == self.spool.active \
-                        and not self._due(scan.records[0][1]):
+                if scan.torn and not live and len(scan.records) < self.batch_size:
+                    end = scan.end
+                if scan.records:
+                    self.oldest_unstored_ms = _spooled_at(scan.records[0][1]) or self.oldest_unstored_ms
+                if scan.records and len(scan.records) < self.batch_size and live and not self._due():
                     return False
                 self.cp = Checkpoint(seg, start, (seg, start, end))
                 self.checkpoints.write(self.cp)
                 self._store(seg, start, end, scan.records)
+                self.spool.rotate_if_stored(seg, end, min(ROTATE_STORED_BYTES, self.spool.quota_bytes // 8))
                 return True
-            if seg != self.spool.active:
+            if not live:
                 self.spool.remove(seg)
                 if seg >= cp.seg:
                     self.cp = Checkpoint(seg + 1, 0, None)
                     self.checkpoints.write(self.cp)
                 continue
-        self.oldest_unstored_ms = 0
+        if self.backlog() == 0:
+            self.oldest_unstored_ms = 0
         return False
 
-    def _due(self, first_payload: bytes) -> bool:
-        try:
-            spooled = orjson.loads(first_payload).get("_at", 0)
-        except orjson.JSONDecodeError:
+    def _due(self) -> bool:
+        if self._urgent > 0 or self.flush_interval_s <= 0:
             return True
-        self.oldest_unstored_ms = spooled
-        return (time.time() * 1000 - spooled) >= self.flush_interval_s * 1000
+        return (time.time() * 1000 - self.oldest_unstored_ms) >= self.flush_interval_s * 1000
 
     def _store(self, seg: int, start: int, end: int, records: list[tuple[int, bytes]]) -> None:
+        if self.prepare is not None:
+            self.prepare()
+        token = f"{seg}:{start}:{end}"
         by_table: dict[str, list[dict]] = defaultdict(list)
+        undecodable: list[dict] = []
         for _, payload in records:
             try:
                 doc = orjson.loads(payload)
                 by_table[doc.pop("_t")].append(doc)
                 doc.pop("_at", None)
-            except (orjson.JSONDecodeError, KeyError, AttributeError):
-                self.dead.write([{"raw": payload.decode("utf-8", "replace")[:2000]}], "undecodable spool record")
-                self.metrics.dead_lettered.inc()
+            except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
+                undecodable.append({"raw": payload.decode("utf-8", "replace")[:2000]})
         t0 = time.perf_counter()
         for table, rows in by_table.items():
-            self._insert(table, rows, f"{seg}:{start}:{end}:{table}")
-        self.metrics.insert_latency.observe(time.perf_counter() - t0)
-        self.metrics.batch_size.observe(len(records))
+            self._insert(table, rows, f"{token}:{table}")
+        if undecodable:
+            self.dead.write(undecodable, "undecodable spool record", f"{token}:undecodable")
+            self.metrics.dead_lettered.inc(len(undecodable))
+        if records:
+            self.metrics.insert_latency.observe(time.perf_counter() - t0)
+            self.metrics.batch_size.observe(len(records))
+        if self.after_insert is not None:
+            self.after_insert()
         self.cp = Checkpoint(seg, end, None)
         self.checkpoints.write(self.cp)
+        self.loaded_records += len(records)
         if not self.healthy:
             log.info("storage writes recovered")
         self.healthy, self.last_error = True, ""
@@ -234,19 +320,52 @@ class Loader:
     def _insert(self, table: str, rows: list[dict], token: str) -> None:
         columns = TABLES.get(table)
         if columns is None:
-            self.dead.write(rows, f"unknown table {table}")
+            self.dead.write(rows, f"unknown table {table}", token)
             self.metrics.dead_lettered.inc(len(rows))
             return
         try:
             self.store.insert(table, [[r.get(c) for c in columns] for r in rows], columns, token)
             self.metrics.stored.labels(table).inc(len(rows))
         except (ClickHouseError, TypeError, ValueError, OverflowError) as exc:
-            if not is_permanent(exc) and isinstance(exc, ClickHouseError):
+            if isinstance(exc, ClickHouseError) and not is_permanent(exc):
                 raise
             if len(rows) == 1:
-                self.dead.write(rows, describe(exc, ""))
+                self.dead.write(rows, f"rejected by ClickHouse: {describe(exc, '')}", token)
                 self.metrics.dead_lettered.inc()
                 return
             mid = len(rows) // 2
             self._insert(table, rows[:mid], token + ":a")
             self._insert(table, rows[mid:], token + ":b")
+
+
+def _spooled_at(payload: bytes) -> int:
+    try:
+        doc = orjson.loads(payload)
+        return int(doc.get("_at", 0)) if isinstance(doc, dict) else 0
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return 0
+
+
+def status(spool: Spool, cp: Checkpoint, dead: DeadLetters, **extra) -> dict:
+    """What ``collector spool status`` prints: the spool, the checkpoint, quarantine and dead letters."""
+    segs = spool.segments()
+    unstored_records, oldest_ms = 0, 0
+    for _, _, payload in spool.records_after(cp.seg, cp.offset):
+        unstored_records += 1
+        if not oldest_ms:
+            oldest_ms = _spooled_at(payload)
+    unstored_bytes = sum(spool.size(s) - (cp.offset if s == cp.seg else 0) for s in segs if s >= cp.seg)
+    quarantine = sorted(p.name for p in (spool.dir / "quarantine").glob("*") if p.is_file())
+    return {
+        "segments": len(segs),
+        "segment_range": [segs[0], segs[-1]] if segs else [],
+        "bytes": sum(spool.size(s) for s in segs),
+        "quota_bytes": spool.quota_bytes,
+        "unstored_bytes": max(0, unstored_bytes),
+        "unstored_records": unstored_records,
+        "oldest_unstored_age_s": round(max(0.0, time.time() - oldest_ms / 1000), 3) if oldest_ms else 0.0,
+        "checkpoint": {"segment": cp.seg, "offset": cp.offset, "pending": list(cp.pending) if cp.pending else None},
+        "quarantined_files": quarantine,
+        "dead_letters": dead.count(),
+        **extra,
+    }

@@ -1,5 +1,9 @@
-"""Prometheus metrics, one registry per app. After quiescence:
-``accepted = stored + dead_lettered + dropped`` (plus events replayed from an earlier process's spool).
+"""Prometheus metrics, one registry per app (counters start at zero in each process).
+
+The conservation oracle, per process (see docs/delivery.md):
+``spool_inherited_records + events_accepted = events_stored + events_dead_lettered + events_dropped
++ spool_unstored_records``; after quiescence the last term is 0. Events answered 503 are counted in
+``events_refused`` and in none of the others.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 class Metrics:
     def __init__(self):
         r = self.registry = CollectorRegistry()
-        self.accepted = Counter("collector_events_accepted", "Events received and validated", registry=r)
+        self.accepted = Counter("collector_events_accepted",
+                                "Events (and consent rows) acknowledged with 2xx: spooled, or dropped by policy",
+                                registry=r)
+        self.refused = Counter("collector_events_refused", "Valid events answered 503 because they could not be "
+                               "spooled, by reason", ["reason"], registry=r)
         self.stored = Counter("collector_events_stored", "Rows stored in ClickHouse", ["table"], registry=r)
         self.dead_lettered = Counter("collector_events_dead_lettered", "Rows ClickHouse rejected permanently",
                                      registry=r)
         self.rejected = Counter("collector_requests_rejected", "Requests answered with an error", ["status"],
                                 registry=r)
-        self.insert_latency = Histogram("collector_insert_seconds", "Time to insert one batch", registry=r)
+        self.insert_latency = Histogram("collector_insert_seconds", "Time to insert one batch", registry=r,
+                                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
         self.batch_size = Histogram("collector_batch_rows", "Rows per stored batch", registry=r,
                                     buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000))
         self._sources = []

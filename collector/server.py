@@ -5,6 +5,7 @@ what it can within the deadline, and the process exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -30,6 +31,13 @@ class Server(uvicorn.Server):
             self._exit_requested = time.monotonic()
             log.info("shutdown requested: readiness off")
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        # A graceful stop on SIGTERM is a success: exit 0 rather than re-raising the signal afterwards.
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
     async def shutdown(self, sockets=None):
         # give load balancers a moment to see /readyz fail before the listener closes

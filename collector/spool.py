@@ -1,13 +1,18 @@
 """The local durable spool: append-only segment files of length-prefixed, checksummed records.
 
 Record framing: ``MAGIC (2 bytes) | length (4, LE) | crc32 of payload (4, LE) | payload``.
-Only the collector process appends, always to a segment it created itself: segments left by an
-earlier process are never written again, so a torn tail can only be at the end of an old segment.
+Segments are named ``<number>.seg`` (12 digits); numbers only grow. Only the collector process
+appends, always to a segment it created itself: segments left by an earlier process are never
+written again, so a torn tail can only be at the end of an old segment.
 
 Reading is deterministic: a damaged record is skipped by searching forward for the next record
 whose header and checksum verify, so the same bytes always yield the same records at the same
 offsets (the loader's deduplication tokens depend on that). ``recover()`` runs once at startup: it
-truncates torn tails and copies damaged byte ranges to ``quarantine/`` (counted once each).
+copies damaged byte ranges and torn tails of unloaded data to ``quarantine/`` (counted once each,
+with an estimate of how many records they held) and truncates torn tails.
+
+The loader reads the active segment only up to the last fsynced byte (``loadable``), so ClickHouse
+never holds an event the spool could still lose on power failure.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import struct
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 MAGIC = b"\xa5\x5a"
 HEADER = struct.Struct("<2sII")
 MAX_RECORD = 1 << 20
+SEGMENT_NAME = "{:012d}.seg"
 
 
 class SpoolFull(Exception):
@@ -51,12 +57,29 @@ def _valid_at(buf: bytes | memoryview, pos: int) -> int:
     return HEADER.size + length
 
 
+def estimate_records(buf: bytes | memoryview) -> int:
+    """How many records a damaged byte range probably held (at least 1): hop over plausible headers."""
+    pos, n, count = 0, len(buf), 0
+    while pos < n:
+        if pos + HEADER.size <= n:
+            magic, length, _ = HEADER.unpack_from(buf, pos)
+            if magic == MAGIC and length <= MAX_RECORD:
+                count += 1
+                pos += HEADER.size + length
+                continue
+        nxt = bytes(buf[pos + 1 :]).find(MAGIC)
+        if nxt < 0:
+            break
+        pos += 1 + nxt
+    return max(1, count)
+
+
 @dataclass
 class Scan:
     records: list[tuple[int, bytes]]  # (offset after the record, payload)
     damaged: list[tuple[int, int]]  # byte ranges skipped
     end: int  # offset after the last whole record (or damaged range) read
-    torn: bool  # incomplete bytes follow ``end``
+    torn: bool  # incomplete or unverifiable bytes follow ``end``
 
 
 def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
@@ -71,8 +94,6 @@ def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
             records.append((pos + size, bytes(mv[pos + HEADER.size : pos + size])))
             pos += size
             continue
-        if size == 0 and buf.find(MAGIC, pos + 1) < 0:
-            return Scan(records, damaged, pos, True)
         # damaged (or incomplete with later data): resynchronise on the next verifying record
         nxt = buf.find(MAGIC, pos + 1)
         while nxt >= 0 and _valid_at(mv, nxt) <= 0:
@@ -84,47 +105,82 @@ def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
     return Scan(records, damaged, pos, False)
 
 
+@dataclass
+class Recovery:
+    """What ``recover()`` found in data not yet stored."""
+
+    records: int = 0  # verifying records after the checkpoint (inherited by this process)
+    damaged_ranges: int = 0
+    damaged_records: int = 0  # estimated records lost in damaged ranges
+    torn_tails: int = 0
+    torn_records: int = 0  # estimated records lost in torn tails
+    oldest_ms: int = 0
+    files: list[str] = field(default_factory=list)
+
+
 class Spool:
-    def __init__(self, directory: Path, segment_bytes: int = 8 << 20, quota_bytes: int = 1 << 30, fsync: str = "interval"):
+    def __init__(self, directory: Path, segment_bytes: int = 8 << 20, quota_bytes: int = 1 << 30,
+                 fsync: str = "interval"):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "quarantine").mkdir(exist_ok=True)
-        self.segment_bytes = segment_bytes
+        # a segment is reclaimed only when whole, so it must be well below the quota
+        self.segment_bytes = max(4096, min(segment_bytes, quota_bytes // 4))
         self.quota_bytes = quota_bytes
         self.fsync_policy = fsync
         self._lock = threading.Lock()
         self._fd: int | None = None
         self.active = 0
         self.active_size = 0
+        self.synced_size = 0  # bytes of the active segment known to be on stable storage
         self.dirty = False
         self.closed_bytes = 0
+        self.appended_records = 0
         self.quarantined = 0
         self.torn_truncated = 0
+        self.recovery = Recovery()
         self.first_own_segment = 0
         self.synced_at = time.monotonic()
 
     # -- layout ------------------------------------------------------------------------------
     def path(self, seg: int) -> Path:
-        return self.dir / f"{seg:012d}.seg"
+        return self.dir / SEGMENT_NAME.format(seg)
 
     def segments(self) -> list[int]:
-        return sorted(int(p.stem) for p in self.dir.glob("*.seg"))
+        out = []
+        for p in self.dir.glob("*.seg"):
+            try:
+                out.append(int(p.stem))
+            except ValueError:
+                continue
+        return sorted(out)
 
     def size(self, seg: int) -> int:
-        if seg == self.active:
+        if seg == self.active and self._fd is not None:
             return self.active_size
         try:
             return self.path(seg).stat().st_size
         except FileNotFoundError:
             return 0
 
+    def is_live(self, seg: int) -> bool:
+        """Whether ``seg`` is the segment this process is appending to."""
+        return seg == self.active and self._fd is not None
+
+    def loadable(self, seg: int) -> int:
+        """Bytes of ``seg`` the loader may read: for the active segment, only what is fsynced."""
+        if seg == self.active and self._fd is not None:
+            return self.synced_size
+        return self.size(seg)
+
     @property
     def total_bytes(self) -> int:
         return self.closed_bytes + self.active_size
 
     # -- startup -----------------------------------------------------------------------------
-    def recover(self, checkpoint_seg: int = 0, checkpoint_offset: int = 0) -> None:
-        """Truncate torn tails and quarantine damaged ranges of unloaded data, then open a new segment."""
+    def recover(self, checkpoint_seg: int = 0, checkpoint_offset: int = 0) -> Recovery:
+        """Quarantine damaged ranges and torn tails of unloaded data, then open a new segment."""
+        rec = Recovery()
         for seg in self.segments():
             if seg < checkpoint_seg:
                 continue
@@ -132,33 +188,63 @@ class Spool:
             buf = p.read_bytes()
             start = checkpoint_offset if seg == checkpoint_seg else 0
             result = scan(buf, min(start, len(buf)))
+            rec.records += len(result.records)
+            if result.records and not rec.oldest_ms:
+                rec.oldest_ms = _spooled_at(result.records[0][1])
             for lo, hi in result.damaged:
                 q = self.dir / "quarantine" / f"{seg:012d}-{lo}.bad"
                 if not q.exists():
-                    q.write_bytes(buf[lo:hi])
-                    self.quarantined += 1
+                    _write_file(q, buf[lo:hi])
+                    n = estimate_records(buf[lo:hi])
+                    rec.damaged_ranges += 1
+                    rec.damaged_records += n
+                    rec.files.append(q.name)
             if result.torn and result.end < len(buf):
+                q = self.dir / "quarantine" / f"{seg:012d}-{result.end}.tail"
+                _write_file(q, buf[result.end :])
+                rec.torn_tails += 1
+                rec.torn_records += estimate_records(buf[result.end :])
+                rec.files.append(q.name)
                 with open(p, "r+b") as f:
                     f.truncate(result.end)
                     os.fsync(f.fileno())
-                self.torn_truncated += 1
+        self.quarantined += rec.damaged_ranges
+        self.torn_truncated += rec.torn_tails
+        self.recovery = rec
         existing = self.segments()
         self.closed_bytes = sum(self.path(s).stat().st_size for s in existing)
-        self.first_own_segment = (existing[-1] + 1) if existing else 1
-        self._open(self.first_own_segment)
+        # never reuse a number at or below the checkpoint: the loader would skip it
+        self.first_own_segment = max((existing[-1] + 1) if existing else 1, checkpoint_seg + 1)
+        with self._lock:
+            self._open(self.first_own_segment)
+        return rec
 
     def _open(self, seg: int) -> None:
+        """Start segment ``seg`` (caller holds the lock). On failure the old segment stays active."""
+        fd = os.open(self.path(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            _fsync_dir(self.dir)
+        except OSError:
+            os.close(fd)
+            raise
         if self._fd is not None:
             os.fsync(self._fd)
             os.close(self._fd)
             self.closed_bytes += self.active_size
-        self._fd = os.open(self.path(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        dfd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        self.active, self.active_size = seg, 0
+        self._fd = fd
+        self.active, self.active_size, self.synced_size, self.dirty = seg, 0, 0, False
+
+    def rotate_if_stored(self, seg: int, offset: int, min_bytes: int) -> bool:
+        """Start a new segment when the active one is fully stored up to ``offset`` and holds at
+        least ``min_bytes``, so its space can be reclaimed without waiting for it to fill."""
+        with self._lock:
+            if self._fd is None or seg != self.active or offset < self.active_size or self.active_size < min_bytes:
+                return False
+            try:
+                self._open(self.active + 1)
+            except OSError:
+                return False
+            return True
 
     # -- writing -----------------------------------------------------------------------------
     def append(self, payloads: list[bytes]) -> None:
@@ -167,9 +253,15 @@ class Spool:
         with self._lock:
             if self.total_bytes + len(data) > self.quota_bytes:
                 raise SpoolFull("spool quota reached")
+            if self._fd is None:
+                raise SpoolFull("spool is closed")
             if self.active_size and self.active_size + len(data) > self.segment_bytes:
-                self._open(self.active + 1)
-            assert self._fd is not None
+                try:
+                    self._open(self.active + 1)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise SpoolFull("disk full") from None
+                    raise
             try:
                 written = os.write(self._fd, data)
             except OSError as exc:
@@ -181,6 +273,7 @@ class Spool:
                 self._undo()
                 raise SpoolFull("disk full (short write)")
             self.active_size += written
+            self.appended_records += len(payloads)
             self.dirty = True
 
     def _undo(self) -> None:
@@ -192,11 +285,24 @@ class Spool:
             pass
 
     def sync(self) -> None:
+        """fsync what is written so far. Appends continue meanwhile (the lock is not held)."""
         with self._lock:
-            if self.dirty and self._fd is not None:
-                os.fsync(self._fd)
-                self.dirty = False
             self.synced_at = time.monotonic()
+            if not self.dirty or self._fd is None:
+                return
+            fd, seg, size = os.dup(self._fd), self.active, self.active_size
+            self.dirty = False
+        try:
+            os.fsync(fd)
+        except OSError:
+            with self._lock:
+                self.dirty = True
+            raise
+        finally:
+            os.close(fd)
+        with self._lock:
+            if seg == self.active and size > self.synced_size:
+                self.synced_size = size
 
     def close(self) -> None:
         with self._lock:
@@ -204,16 +310,22 @@ class Spool:
                 os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = None
+                self.closed_bytes += self.active_size
+                self.synced_size = self.active_size
+                self.dirty = False
 
     # -- reading -----------------------------------------------------------------------------
-    def read(self, seg: int, offset: int, limit: int) -> Scan:
-        """Whole records of ``seg`` from ``offset``; for the active segment only what is written."""
-        end = self.size(seg)
+    def read(self, seg: int, offset: int, limit: int, end: int | None = None) -> Scan:
+        """Whole records of ``seg`` from ``offset`` (up to ``end``, default what may be loaded)."""
+        end = self.loadable(seg) if end is None else end
         if offset >= end:
             return Scan([], [], offset, False)
-        with open(self.path(seg), "rb") as f:
-            f.seek(offset)
-            buf = f.read(end - offset)
+        try:
+            with open(self.path(seg), "rb") as f:
+                f.seek(offset)
+                buf = f.read(end - offset)
+        except FileNotFoundError:
+            return Scan([], [], offset, False)
         result = scan(buf, 0, limit)
         result.records = [(offset + o, p) for o, p in result.records]
         result.damaged = [(offset + a, offset + b) for a, b in result.damaged]
@@ -221,7 +333,7 @@ class Spool:
         return result
 
     def remove(self, seg: int) -> None:
-        if seg == self.active:
+        if seg == self.active and self._fd is not None:
             return
         p = self.path(seg)
         try:
@@ -236,6 +348,36 @@ class Spool:
         for s in self.segments():
             if s < seg:
                 continue
-            r = self.read(s, offset if s == seg else 0, 1 << 30)
+            r = self.read(s, offset if s == seg else 0, 1 << 30, self.size(s))
             for off, payload in r.records:
                 yield s, off, payload
+
+    def count_after(self, seg: int, offset: int) -> int:
+        return sum(1 for _ in self.records_after(seg, offset))
+
+
+def _spooled_at(payload: bytes) -> int:
+    import orjson
+
+    try:
+        doc = orjson.loads(payload)
+        return int(doc.get("_at", 0)) if isinstance(doc, dict) else 0
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return 0
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -104,9 +104,9 @@ class CollectorProcess:
         return f"http://127.0.0.1:{self.settings.port}"
 
     def start(self, timeout: float = 60) -> "CollectorProcess":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "serve"], env=self.env, cwd=ROOT,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "serve"], env=self.env, cwd=ROOT,
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

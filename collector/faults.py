@@ -1,0 +1,73 @@
+"""Fault-drill hooks for tests and operations drills. Off unless their setting names a file.
+
+* ``COLLECTOR_FAULT_STORE_FILE``: while this file exists, every insert fails as if ClickHouse were
+  unreachable (a transient failure: events stay in the spool and are retried). Queries still work.
+  Use it to rehearse a storage outage on the embedded engine: create the file, watch the spool grow
+  and the collector answer 503 at the quota, delete the file, watch the spool drain.
+* ``COLLECTOR_FAULT_CRASH_AFTER_INSERT_FILE``: when this file exists, the loader deletes it and exits
+  the process immediately after its next insert, before the checkpoint records it: the crash window
+  the deduplication tokens exist for. Test-only.
+
+Both wrap the real parts; nothing else in the delivery path knows about them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from collector.errors import StorageError
+
+log = logging.getLogger("collector.faults")
+CRASH_EXIT_CODE = 86
+
+
+class FailingStore:
+    """A store whose inserts fail while ``flag`` exists; everything else goes to the real store."""
+
+    def __init__(self, store, flag: str | Path):
+        self._store = store
+        self.flag = Path(flag)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _failing(self) -> bool:
+        return self.flag.exists()
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
+        if self._failing():
+            raise StorageError(f"storage fault drill: inserts fail while {self.flag} exists", retry_after=5)
+        self._store.insert(table, rows, columns, token)
+
+    def healthy(self) -> bool:
+        return not self._failing() and self._store.healthy()
+
+
+def crash_after_insert(flag: str | Path):
+    """A loader ``after_insert`` hook: exits the process (no cleanup) once, when ``flag`` exists."""
+    path = Path(flag)
+
+    def hook() -> None:
+        if path.exists():
+            path.unlink()
+            log.warning("fault drill: exiting between an insert and its checkpoint")
+            os._exit(CRASH_EXIT_CODE)
+
+    return hook
+
+
+def wrap_store(store, settings):
+    if settings.fault_store_file:
+        log.warning("fault drill enabled: inserts fail while %s exists", settings.fault_store_file)
+        return FailingStore(store, settings.fault_store_file)
+    return store
+
+
+def after_insert_hook(settings):
+    if settings.fault_crash_after_insert_file:
+        log.warning("fault drill enabled: crash after an insert when %s exists", settings.fault_crash_after_insert_file)
+        return crash_after_insert(settings.fault_crash_after_insert_file)
+    return None
