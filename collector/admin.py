@@ -98,16 +98,7 @@ async def spool_status(request: Request) -> Response:
 
 
 def spool_report(svc) -> dict:
-    return {
-        "segments": svc.spool.segments(),
-        "bytes": svc.spool.total_bytes,
-        "unstored_bytes": svc.loader.backlog(),
-        "checkpoint": {"segment": svc.loader.cp.seg, "offset": svc.loader.cp.offset},
-        "quarantined": svc.spool.quarantined,
-        "dead_letters": svc.loader.dead.count(),
-        "storage_healthy": svc.loader.healthy,
-        "last_error": svc.loader.last_error,
-    }
+    return svc.delivery_status()
 
 
 async def flush(request: Request) -> Response:

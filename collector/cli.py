@@ -179,16 +179,29 @@ def cmd_spool(args, settings) -> int:
     if remote:
         report = _check(remote.call("GET", "/admin/spool")).json()
     else:
+        from collector.loader import CheckpointFile, DeadLetters, status
         from collector.spool import Spool
-        from collector.loader import CheckpointFile
 
         data = Path(settings.data_dir)
-        spool = Spool(data / "spool")
-        cp = CheckpointFile(data / "checkpoint.json").read()
-        segs = spool.segments()
-        report = {"segments": segs, "bytes": sum(spool.size(s) for s in segs),
-                  "checkpoint": {"segment": cp.seg, "offset": cp.offset}, "running": False}
-    print(json.dumps(report, indent=1))
+        if not (data / "spool").is_dir():
+            sys.exit(f"collector: no spool at {data / 'spool'} (is COLLECTOR_DATA_DIR right?)")
+        spool = Spool(data / "spool", settings.segment_bytes, settings.spool_quota_bytes)
+        report = status(spool, CheckpointFile(data / "checkpoint.json").read(),
+                        DeadLetters(data / "deadletter", settings.dead_letter_days), running=False)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"collector: {'running' if report.get('running') else 'not running'}")
+    print(f"segments: {report['segments']} ({report['bytes']} of {report['quota_bytes']} quota bytes)")
+    print(f"unstored: {report['unstored_records']} records, {report['unstored_bytes']} bytes, "
+          f"oldest {report['oldest_unstored_age_s']} s")
+    cp = report["checkpoint"]
+    print(f"checkpoint: segment {cp['segment']} offset {cp['offset']}"
+          + (f" (pending {cp['pending']})" if cp.get("pending") else ""))
+    print(f"quarantined files: {len(report['quarantined_files'])}")
+    print(f"dead letters: {report['dead_letters']}")
+    if "storage_healthy" in report:
+        print(f"storage: {'healthy' if report['storage_healthy'] else 'failing: ' + report['last_error']}")
     return 0
 
 
@@ -232,6 +245,7 @@ def parser() -> argparse.ArgumentParser:
     i.set_defaults(fn=cmd_inventory)
     s = sub.add_parser("spool", help="spool state")
     s.add_argument("action", choices=["status"])
+    s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_spool)
     sub.add_parser("replay", help="load the spool into storage now").set_defaults(fn=cmd_replay)
     return p

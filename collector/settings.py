@@ -55,6 +55,9 @@ class Settings:
     segment_bytes: int = 8 << 20
     shutdown_deadline_s: float = 10.0
     dead_letter_days: int = 30
+    # fault drills (tests and operations drills only; see collector/faults.py): off when empty
+    fault_store_file: str = ""  # inserts fail while this file exists
+    fault_crash_after_insert_file: str = ""  # exit right after the next insert when this file exists
     # privacy
     key_period_s: int = 86400
     key_destroy_after_s: int = 48 * 3600
