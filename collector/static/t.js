@@ -60,9 +60,11 @@
     if(page&&acc>0)send('engagement',{e:acc,u:page});
     acc=0;
   }
+  // Time so far belongs to the identity it was spent under: send it before the identity changes.
+  function restart(){flush();resume()}
 
   function pageview(force){
-    var k=L.pathname+L.search+(hash?L.hash:''),q=new URLSearchParams(L.search),o={};
+    var k=L.pathname+(hash?L.hash:''),q=new URLSearchParams(L.search),o={};
     if(force!=1&&k==last)return;
     flush();
     last=k;
@@ -98,9 +100,9 @@
     event:function(n,o){send(n+'',{p:o&&o.props})},
     pageview:function(){pageview(1)},
     search:function(t,o){send('Site Search',{search:t+'',p:o&&o.props})},
-    identify:function(t){put(SS,ID,t)},
+    identify:function(t){restart();put(SS,ID,t)},
     // After logout the tab gets a fresh client id, so later anonymous browsing is a new visitor.
-    logout:function(){put(SS,ID);put(SS,CID);mem=0}
+    logout:function(){restart();put(SS,ID);put(SS,CID);mem=0}
   };
   function collector(c){
     var f=calls[c];
