@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 
 from pipeline.event import Event
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID in its canonical text form; what ``str(uuid.uuid4())`` returns, at less
+    than half the cost."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class PayloadStep:
@@ -23,7 +33,7 @@ class PayloadStep:
             else:
                 clamped = 1
         ev.row = {
-            "event_id": str(uuid.uuid4()),
+            "event_id": new_event_id(),
             "site": ev.site.domain,
             "ts": ts,
             "ts_clamped": clamped,

@@ -13,17 +13,56 @@ from pipeline.event import Event
 from privacy.scrub import Scrubber
 
 
+class Clean:
+    """Remembers values that a scrub function returned unchanged, and returns them without scrubbing again.
+
+    Only such values are kept: they hold nothing any detector flags and are stored verbatim anyway, so
+    this memory holds nothing the database does not. Anything a detector changed is never remembered.
+    The set is bounded: it starts over when full. Scrubbing is deterministic, so answers are the same.
+    """
+
+    __slots__ = ("fn", "seen", "size")
+
+    def __init__(self, fn, size: int = 4096):
+        self.fn = fn
+        self.seen: set[str] = set()
+        self.size = size
+
+    def __call__(self, value: str) -> str:
+        if value in self.seen:
+            return value
+        out = self.fn(value)
+        if out == value:
+            if len(self.seen) >= self.size:
+                self.seen.clear()
+            self.seen.add(value)
+        return out
+
+
+class Scrubbers:
+    """One site's scrubber, with memos for the fields that repeat most (paths, titles, query values)."""
+
+    def __init__(self, patterns: tuple[str, ...]):
+        sc = self.sc = Scrubber(patterns)
+        self.path = Clean(sc.path)
+        self.query_value = Clean(lambda v: sc.text(v, 128))
+        self.title = Clean(lambda v: sc.text(v, 256))
+
+
 class ScrubStep:
     name = "scrub"
 
     def __init__(self):
-        self._by_patterns: dict[tuple[str, ...], Scrubber] = {}
+        self._by_patterns: dict[tuple[str, ...], Scrubbers] = {}
 
-    def scrubber(self, patterns: tuple[str, ...]) -> Scrubber:
+    def scrubbers(self, patterns: tuple[str, ...]) -> Scrubbers:
         s = self._by_patterns.get(patterns)
         if s is None:
-            s = self._by_patterns[patterns] = Scrubber(patterns)
+            s = self._by_patterns[patterns] = Scrubbers(patterns)
         return s
+
+    def scrubber(self, patterns: tuple[str, ...]) -> Scrubber:
+        return self.scrubbers(patterns).sc
 
     def link(self, sc: Scrubber, url: str) -> str:
         try:
@@ -37,17 +76,21 @@ class ScrubStep:
         return sc.path(parts.path, 512)
 
     def __call__(self, ev: Event) -> Event:
-        sc = self.scrubber(ev.site.member_id_patterns)
+        scs = self.scrubbers(ev.site.member_id_patterns)
+        sc = scs.sc
         row = ev.row
-        row["path"] = sc.path(row["path"])
-        allowed = DEFAULT_QUERY_ALLOW + ev.site.search_params
-        kept = [(k, sc.text(v, 128)) for k, v in ev.query.items() if k in allowed]
+        row["path"] = scs.path(row["path"])
+        qv = scs.query_value
+        kept = None
+        if ev.query:
+            allowed = DEFAULT_QUERY_ALLOW + ev.site.search_params
+            kept = [(k, qv(v)) for k, v in ev.query.items() if k in allowed]
         row["query"] = urlencode(kept)[:512] if kept else ""
         for f in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer_source"):
             if row[f]:
-                row[f] = sc.text(row[f], 128)
+                row[f] = qv(row[f])
         row["search_term"] = sc.text(row["search_term"], 256)
-        row["title"] = sc.text(row["title"], 256)
+        row["title"] = scs.title(row["title"])
         row["click_text"] = sc.text(row["click_text"], 256)
         if row["link_url"]:
             row["link_url"] = self.link(sc, row["link_url"])

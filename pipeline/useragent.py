@@ -17,6 +17,21 @@ from pipeline.event import Event
 
 _TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|nexus (7|9|10)|sm-t\d|android(?!.*mobile)", re.I)
 _MOBILE = re.compile(r"mobi|iphone|ipod|android.*mobile|windows phone|blackberry|opera mini", re.I)
+# Case-sensitive twins for lowercased ASCII input: same matches, several times faster than re.I.
+_TABLET_LOWER = re.compile(_TABLET.pattern)
+_MOBILE_LOWER = re.compile(_MOBILE.pattern)
+
+
+def device_class(ua: str) -> str:
+    if ua.isascii():
+        text, tablet, mobile = ua.lower(), _TABLET_LOWER, _MOBILE_LOWER
+    else:
+        text, tablet, mobile = ua, _TABLET, _MOBILE
+    if tablet.search(text):
+        return "tablet"
+    if mobile.search(text):
+        return "mobile"
+    return "desktop"
 
 
 class Agent(NamedTuple):
@@ -44,13 +59,7 @@ class UserAgentParser:
         bmajor = (r.user_agent.major or "") if r.user_agent else ""
         os_family = r.os.family if r.os else "Other"
         omajor = (r.os.major or "") if r.os else ""
-        if _TABLET.search(ua):
-            device = "tablet"
-        elif _MOBILE.search(ua):
-            device = "mobile"
-        else:
-            device = "desktop"
-        return Agent(browser, bmajor, os_family, omajor, device)
+        return Agent(browser, bmajor, os_family, omajor, device_class(ua))
 
 
 class UserAgentStep:
