@@ -4,6 +4,8 @@
   unreachable (a transient failure: events stay in the spool and are retried). Queries still work.
   Use it to rehearse a storage outage on the embedded engine: create the file, watch the spool grow
   and the collector answer 503 at the quota, delete the file, watch the spool drain.
+* ``COLLECTOR_FAULT_SPOOL_FULL_FILE``: while this file exists, spool writes fail with ENOSPC after
+  writing part of the data, as on a full disk. For machines where a small tmpfs cannot be mounted.
 * ``COLLECTOR_FAULT_CRASH_AFTER_INSERT_FILE``: when this file exists, the loader deletes it and exits
   the process immediately after its next insert, before the checkpoint records it: the crash window
   the deduplication tokens exist for. Test-only.
@@ -13,6 +15,7 @@ Both wrap the real parts; nothing else in the delivery path knows about them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -57,6 +60,26 @@ def crash_after_insert(flag: str | Path):
             os._exit(CRASH_EXIT_CODE)
 
     return hook
+
+
+def disk_full_write(write, flag: str | Path):
+    """Wraps the spool's write call: while ``flag`` exists, half the bytes land, then ENOSPC."""
+    path = Path(flag)
+
+    def faulty(fd: int, data: bytes) -> int:
+        if path.exists():
+            write(fd, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device (fault drill)")
+        return write(fd, data)
+
+    return faulty
+
+
+def wrap_spool(spool, settings):
+    if settings.fault_spool_full_file:
+        log.warning("fault drill enabled: spool writes fail while %s exists", settings.fault_spool_full_file)
+        spool.write = disk_full_write(spool.write, settings.fault_spool_full_file)
+    return spool
 
 
 def wrap_store(store, settings):

@@ -35,6 +35,8 @@ from collector.store import describe, is_permanent
 from schema.columns import TABLES
 
 log = logging.getLogger("collector.loader")
+# rows clickhouse-connect cannot serialize are reported through dead letters, not as tracebacks
+logging.getLogger("clickhouse_connect.driver.transform").setLevel(logging.CRITICAL)
 # reclaim the active segment's space once it is fully stored and at least this big
 ROTATE_STORED_BYTES = 1 << 20
 
@@ -84,11 +86,12 @@ class DeadLetters:
         if self._tokens is None:
             self._tokens = set()
             for p in self.dir.glob("*.jsonl"):
-                for line in open(p, "rb"):
-                    try:
-                        self._tokens.add(orjson.loads(line).get("token", ""))
-                    except orjson.JSONDecodeError:
-                        continue
+                with open(p, "rb") as f:
+                    for line in f:
+                        try:
+                            self._tokens.add(orjson.loads(line).get("token", ""))
+                        except (orjson.JSONDecodeError, AttributeError):
+                            continue
         return self._tokens
 
     def write(self, rows: list[dict], reason: str, token: str = "") -> int:
@@ -128,7 +131,11 @@ class DeadLetters:
         return gone
 
     def count(self) -> int:
-        return sum(sum(1 for _ in open(p, "rb")) for p in self.dir.glob("*.jsonl"))
+        n = 0
+        for p in self.dir.glob("*.jsonl"):
+            with open(p, "rb") as f:
+                n += sum(1 for _ in f)
+        return n
 
 
 class Loader:

@@ -56,7 +56,7 @@ def replay(settings, out=None, err=None) -> int:
                 spool.path(seg).unlink(missing_ok=True)
         store.close()
     err.write(bar(total, total) + "\n")
-    stored = sum(c.get() for c in metrics.stored._metrics.values())
+    stored = sum(c._value.get() for c in metrics.stored._metrics.values())
     dead = metrics.dead_lettered._value.get()
     out.write(f"replayed {total} bytes in {time.monotonic() - t0:.1f} s: {int(stored)} rows stored, "
               f"{int(dead)} dead-lettered, {loader.backlog()} bytes left\n")

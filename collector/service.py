@@ -63,7 +63,8 @@ class Collector:
         self.pipeline = build_pipeline(settings, self.keys, self.consent)
         self.identity = next(s for s in self.pipeline.steps if s.name == "identity")
         self.store = faults.wrap_store(store or Store(settings.dsn, settings.database), settings)
-        self.spool = Spool(data / "spool", settings.segment_bytes, settings.spool_quota_bytes, settings.fsync)
+        self.spool = faults.wrap_spool(
+            Spool(data / "spool", settings.segment_bytes, settings.spool_quota_bytes, settings.fsync), settings)
         self.loader = Loader(self.spool, self.store, data, self.metrics, settings.batch_size,
                              settings.flush_interval_ms / 1000, settings.dead_letter_days,
                              prepare=self._ensure_migrated, after_insert=faults.after_insert_hook(settings))
@@ -229,7 +230,7 @@ class Collector:
     def conservation(self) -> dict:
         """The oracle, for this process: inherited + accepted = stored + dead_lettered + dropped + unstored."""
         m = self.metrics
-        stored = sum(s.get() for s in _children(m.stored))
+        stored = sum(s._value.get() for s in _children(m.stored))
         dropped = sum(self.pipeline.dropped.values()) + sum(self.spool_lost.values())
         out = {"inherited": self.inherited, "accepted": m.accepted._value.get(), "stored": stored,
                "dead_lettered": m.dead_lettered._value.get(), "dropped": dropped,

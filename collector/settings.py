@@ -58,6 +58,7 @@ class Settings:
     # fault drills (tests and operations drills only; see collector/faults.py): off when empty
     fault_store_file: str = ""  # inserts fail while this file exists
     fault_crash_after_insert_file: str = ""  # exit right after the next insert when this file exists
+    fault_spool_full_file: str = ""  # spool writes fail with ENOSPC while this file exists
     # privacy
     key_period_s: int = 86400
     key_destroy_after_s: int = 48 * 3600

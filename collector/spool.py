@@ -141,6 +141,7 @@ class Spool:
         self.recovery = Recovery()
         self.first_own_segment = 0
         self.synced_at = time.monotonic()
+        self.write = os.write  # the one call that puts record bytes on disk (a fault drill may wrap it)
 
     # -- layout ------------------------------------------------------------------------------
     def path(self, seg: int) -> Path:
@@ -263,7 +264,7 @@ class Spool:
                         raise SpoolFull("disk full") from None
                     raise
             try:
-                written = os.write(self._fd, data)
+                written = self.write(self._fd, data)
             except OSError as exc:
                 self._undo()
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -15,6 +15,7 @@ from collector.metrics import Metrics
 from collector.spool import Spool
 from collector.store import Store
 from schema import migrate
+from schema.columns import TABLES
 from tests.support import make_settings
 
 
@@ -32,7 +33,9 @@ def env(tmp_path):
 
 
 def row(i: int, **kw) -> bytes:
-    doc = {"_t": "events", "_at": int(time.time() * 1000), "event_id": str(uuid.uuid4()), "site": "example.org",
+    doc: dict = {c: "" for c in TABLES["events"]}
+    doc.update({"ts_clamped": 0, "engagement_ms": 0, "asn": 0})
+    doc |= {"_t": "events", "_at": int(time.time() * 1000), "event_id": str(uuid.uuid4()), "site": "example.org",
            "ts": 1_760_000_000_000 + i, "name": "pageview", "path": f"/p/{i}", "props": {"m": str(i)}}
     doc.update(kw)
     return orjson.dumps(doc)
@@ -119,7 +122,8 @@ def test_permanent_rejections_are_bisected_into_dead_letters_once(env):
     spool2, loader2, metrics2 = make(settings, store)
     drain(loader2)
     assert count(store) == 40
-    letters = [orjson.loads(line) for p in (settings.data_dir / "deadletter").glob("*.jsonl") for line in open(p, "rb")]
+    letters = [orjson.loads(line) for p in (settings.data_dir / "deadletter").glob("*.jsonl")
+               for line in p.read_bytes().splitlines()]
     assert len(letters) == 3  # not written again by the replay
     reasons = sorted(x["reason"] for x in letters)
     assert reasons[0].startswith("rejected by ClickHouse") and reasons[-1] == "undecodable spool record"
