@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from collector.decode import decode_events, normalize, parse_json
 from collector.errors import BadRequest, PayloadTooLarge, Unauthorized, UnknownSite, UnsupportedMediaType
+from collector.origins import DROP_REASON, origin_of_url
 from privacy.keys import mac
 from privacy.consent import ACTIONS
 
@@ -63,18 +64,31 @@ def site_for(request: Request, domain: str):
     return site
 
 
+def drop_for_origin(request: Request, site, n: int, origin: str | None) -> bool:
+    """True when the site does not allow this origin: the events count as accepted and dropped."""
+    if origin is None or request.app.state.origins.site_allows(site.domain, origin):
+        return False
+    svc = request.app.state.collector
+    svc.metrics.accepted.inc(n)
+    svc.pipeline.dropped[DROP_REASON] += n
+    return True
+
+
 async def _ingest(request: Request, batch: bool) -> Response:
     svc = request.app.state.collector
+    ip, ua, gpc = client_context(request)
+    request.app.state.ratelimit.check(ip)
     check_content_type(request)
     body = await read_body(request, svc.settings.max_body_bytes)
     payloads = decode_events(body, svc.settings, batch)
-    ip, ua, gpc = client_context(request)
     by_site: dict[str, list[dict]] = {}
     for p in payloads:
         by_site.setdefault(p["domain"], []).append(p)
     sites = [(site_for(request, d), ps) for d, ps in by_site.items()]
+    origin = request.headers.get("origin")
     for site, ps in sites:
-        await svc.ingest(site, ps, ip, ua, gpc)
+        if not drop_for_origin(request, site, len(ps), origin):
+            await svc.ingest(site, ps, ip, ua, gpc)
     return ACCEPTED
 
 
@@ -88,14 +102,18 @@ async def batch(request: Request) -> Response:
 
 async def pixel(request: Request) -> Response:
     svc = request.app.state.collector
+    ip, ua, gpc = client_context(request)
+    request.app.state.ratelimit.check(ip)
     raw = dict(request.query_params)
     raw.setdefault("n", "pageview")
-    if "u" not in raw and "url" not in raw and request.headers.get("referer"):
-        raw["u"] = request.headers["referer"]
+    referer = request.headers.get("referer")
+    if "u" not in raw and "url" not in raw and referer:
+        raw["u"] = referer
     payload = normalize(raw, svc.settings)
     site = site_for(request, payload["domain"])
-    ip, ua, gpc = client_context(request)
-    await svc.ingest(site, [payload], ip, ua, gpc)
+    origin = request.headers.get("origin") or (origin_of_url(referer) if referer else None)
+    if not drop_for_origin(request, site, 1, origin):
+        await svc.ingest(site, [payload], ip, ua, gpc)
     return Response(GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
 

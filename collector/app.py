@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -13,6 +15,9 @@ from collector import admin, api, tracker
 from collector.errors import CollectorError, handle_collector_error, handle_unexpected
 from collector.service import Collector
 from collector.settings import Settings
+from collector import openapi, ratelimit
+from collector.origins import OriginPolicy
+from collector.security import SecurityMiddleware
 
 
 async def healthz(request: Request) -> Response:
@@ -25,6 +30,10 @@ async def readyz(request: Request) -> Response:
     ok = svc.ready and storage
     body = {"ready": ok, "accepting": svc.ready, "storage": storage}
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(request.app.state.openapi, media_type="application/json")
 
 
 async def metrics(request: Request) -> Response:
@@ -41,6 +50,7 @@ def routes() -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/admin/query", admin.query, methods=["POST"]),
         Route("/admin/forget", admin.forget, methods=["POST"]),
         Route("/admin/inventory", admin.inventory_list, methods=["GET"]),
@@ -53,6 +63,7 @@ def routes() -> list[Route]:
 
 def create_app(settings: Settings, collector: Collector | None = None) -> Starlette:
     svc = collector or Collector(settings)
+    origins = OriginPolicy(settings.sites)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -66,6 +77,10 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
         routes=routes(),
         lifespan=lifespan,
         exception_handlers={CollectorError: handle_collector_error, Exception: handle_unexpected},
+        middleware=[Middleware(SecurityMiddleware, origins=origins, request_timeout_s=settings.request_timeout_s)],
     )
     app.state.collector = svc
+    app.state.origins = origins
+    app.state.ratelimit = ratelimit.from_settings(settings)
+    app.state.openapi = json.dumps(openapi.document(settings)).encode()
     return app

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
+MAX_HOPS = 16  # proxies in a chain worth reading; a longer header costs no more to resolve
+
 
 class ClientIp:
     def __init__(self, trusted: tuple[str, ...]):
@@ -27,7 +29,7 @@ class ClientIp:
     def resolve(self, peer: str, forwarded_for: str | None) -> str:
         if not forwarded_for or not self.networks or not self.is_trusted(peer):
             return peer
-        for hop in reversed(forwarded_for.split(",")):
+        for hop in reversed(forwarded_for.split(",")[-MAX_HOPS:]):
             hop = hop.strip()
             if hop.startswith("[") and "]" in hop:
                 hop = hop[1 : hop.index("]")]

@@ -24,8 +24,18 @@ class Unauthorized(CollectorError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(CollectorError):
+    status, code = 403, "forbidden"
+
+
 class NotFound(CollectorError):
     status, code = 404, "not_found"
+
+
+class RequestTimeout(CollectorError):
+    """The client did not send the whole request within the deadline (slow or stalled client)."""
+
+    status, code = 408, "request_timeout"
 
 
 class UnknownSite(CollectorError):

@@ -13,6 +13,7 @@ import uvicorn
 
 from collector import logs
 from collector.app import create_app
+from collector.deadlines import protocol_class
 from collector.settings import Settings
 
 log = logging.getLogger("collector")
@@ -53,7 +54,9 @@ def serve(settings: Settings) -> int:
     logs.setup(settings.log_level)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, loop="uvloop", http="httptools", lifespan="on",
+        # httptools with a deadline and a size cap on request headers (slow clients)
+        app, host=settings.host, port=settings.port, loop="uvloop", http=protocol_class(settings.request_timeout_s),
+        lifespan="on",
         log_config=None, access_log=False, server_header=False, date_header=False,
         timeout_keep_alive=5, timeout_graceful_shutdown=int(settings.shutdown_deadline_s), backlog=2048,
     )

@@ -76,6 +76,9 @@ class Settings:
     rate_per_ip: float = 50.0
     rate_burst: int = 200
     rate_global: float = 50000.0
+    # resolved client addresses without a per-client limit (the machine itself: health checks, load tests);
+    # the overall limit still applies to them
+    rate_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     request_timeout_s: float = 10.0
     log_level: str = "info"
 
@@ -166,6 +169,13 @@ def validate(s: Settings) -> Settings:
                 f"COLLECTOR_TRUSTED_PROXIES: {cidr} trusts every address, so any client could forge "
                 "X-Forwarded-For; list your proxies' addresses instead"
             )
+    for cidr in s.rate_exempt:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(f"COLLECTOR_RATE_EXEMPT: {cidr!r} is not an address or network") from None
+    if s.request_timeout_s <= 0:
+        raise ConfigError("COLLECTOR_REQUEST_TIMEOUT_S must be positive: slow clients need a deadline")
     choices = {
         "geo_precision": ("country", "region", "city"),
         "ip_prefix": ("off", "16", "24"),

@@ -70,7 +70,7 @@ def verify(token: str, secret: str, site: str, now: float | None = None, leeway_
         sig = _unb64(sig_b64)
         header = json.loads(_unb64(header_b64))
         claims = json.loads(_unb64(body_b64))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise TokenRefused("malformed") from None
     if not hmac.compare_digest(sig, expected):
         raise TokenRefused("bad_signature")
@@ -80,7 +80,7 @@ def verify(token: str, secret: str, site: str, now: float | None = None, leeway_
     try:
         sub, aud, pur = claims["sub"], claims["aud"], claims.get("pur", [])
         iat, exp, jti = int(claims["iat"]), int(claims["exp"]), str(claims.get("jti", ""))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise TokenRefused("malformed") from None
     if not isinstance(sub, str) or not sub or not isinstance(pur, list):
         raise TokenRefused("malformed")

@@ -1,0 +1,106 @@
+"""Request rate limits: a token bucket per client (keyed on the resolved address) and one overall.
+
+Buckets live in memory, bounded in number: an idle bucket refills to full, and a full bucket is the
+same as no bucket, so idle ones are forgotten first when the table is full. IPv6 clients are keyed by
+their /64 (one subscriber line); an IPv4-mapped IPv6 address counts as its IPv4 address. Addresses in
+the exempt networks have no per-client limit (the overall limit still applies).
+
+A denied request raises ``RateLimited`` with ``Retry-After`` (whole seconds until a token is back).
+One check is a monotonic clock read, a cached key lookup and a few float operations.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import time
+from functools import lru_cache
+from typing import Callable
+
+from collector.errors import RateLimited
+
+MAX_CLIENTS = 65536
+EXEMPT = None  # key of an exempt client
+
+
+class RateLimiter:
+    def __init__(self, per_client: float, burst: int, overall: float, exempt: tuple[str, ...] = (),
+                 max_clients: int = MAX_CLIENTS, clock: Callable[[], float] = time.monotonic):
+        self.rate = float(per_client)
+        self.burst = float(max(1, burst))
+        self.overall = float(overall)
+        self.overall_burst = max(1.0, self.overall)  # one second of the overall rate
+        self.max_clients = max(16, max_clients)
+        self.clock = clock
+        self.exempt = tuple(ipaddress.ip_network(c, strict=False) for c in exempt)
+        # key -> [tokens, last refill time]
+        self.buckets: dict[str, list[float]] = {}
+        self._g_tokens = self.overall_burst
+        self._g_last = clock()
+        self.key = lru_cache(maxsize=MAX_CLIENTS)(self._key)
+        self.denied = 0
+
+    def _key(self, ip: str) -> str | None:
+        """The bucket key of a client address, or None when the address is exempt."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return ip[:64]  # not an address (a test transport, a unix socket): limited as itself
+        if addr.version == 6 and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if any(addr in n for n in self.exempt):
+            return EXEMPT
+        if addr.version == 6:
+            return ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)).compressed
+        return str(addr)
+
+    def check(self, ip: str) -> None:
+        """Take one token for this client and one overall, or raise RateLimited taking none."""
+        now = self.clock()
+        bucket = None
+        key = self.key(ip) if self.rate > 0 else EXEMPT
+        if key is not EXEMPT:
+            bucket = self.buckets.get(key)
+            if bucket is not None:
+                tokens = bucket[0] + (now - bucket[1]) * self.rate
+                if tokens > self.burst:
+                    tokens = self.burst
+                bucket[0], bucket[1] = tokens, now
+                if tokens < 1.0:
+                    self.denied += 1
+                    raise RateLimited("too many requests from this client", retry_after=self._wait(tokens, self.rate))
+        if self.overall > 0:
+            g = self._g_tokens + (now - self._g_last) * self.overall
+            if g > self.overall_burst:
+                g = self.overall_burst
+            self._g_last = now
+            if g < 1.0:
+                self._g_tokens = g
+                self.denied += 1
+                raise RateLimited("the collector is receiving too many requests", retry_after=self._wait(g, self.overall))
+            self._g_tokens = g - 1.0
+        if key is not EXEMPT:
+            if bucket is None:
+                if len(self.buckets) >= self.max_clients:
+                    self._evict(now)
+                self.buckets[key] = [self.burst - 1.0, now]
+            else:
+                bucket[0] -= 1.0
+
+    @staticmethod
+    def _wait(tokens: float, rate: float) -> int:
+        return max(1, math.ceil((1.0 - tokens) / rate))
+
+    def _evict(self, now: float) -> None:
+        """Forget buckets that have refilled (no loss); if still full, the oldest-created half."""
+        refill_s = self.burst / self.rate
+        idle = [k for k, (_, last) in self.buckets.items() if now - last >= refill_s]
+        for k in idle:
+            del self.buckets[k]
+        if len(self.buckets) >= self.max_clients:
+            for k in list(self.buckets)[: len(self.buckets) // 2]:
+                del self.buckets[k]
+
+
+def from_settings(settings) -> RateLimiter:
+    return RateLimiter(settings.rate_per_ip, settings.rate_burst, settings.rate_global, settings.rate_exempt)
