@@ -93,7 +93,7 @@ def test_back_forward_restore_counts_the_page_once_more(browser, pages, collecto
     open_page(browser, pages.url + "/site/bf-first")
     open_page(browser, pages.url + "/site/bf-second")
     browser.back()
-    time.sleep(0.5)
+    assert browser.execute_script("return window.restoredFromCache === true")  # restored, not reloaded
     rows = settled_rows(collector, "SELECT path FROM events WHERE name = 'pageview' AND path = '/site/bf-first'", 2)
     assert len(rows) == 2
 
