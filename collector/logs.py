@@ -15,6 +15,9 @@ MAX_VALUE = 300
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.args, tuple) and record.args:
+            # each value is capped on its own, so one long value cannot push the rest out of the line
+            record.args = tuple(a[:MAX_VALUE] if isinstance(a, str) else a for a in record.args)
         msg = record.getMessage()
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
