@@ -48,6 +48,8 @@ def test_served_script_fits_the_size_budget_with_caching_headers(collector):
         assert zipped.headers["etag"] == etag
         again = client.get(url, headers={"If-None-Match": etag})
         assert again.status_code == 304 and again.content == b""
+        refused = client.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+        assert "content-encoding" not in refused.headers and refused.content == plain.content
         versioned = client.get(url, params={"v": etag.strip('"')})
         assert "immutable" in versioned.headers["cache-control"]
     assert not any(line.startswith(b"//") for line in plain.content.splitlines())  # comments are not served
