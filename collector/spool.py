@@ -79,7 +79,7 @@ class Scan:
     records: list[tuple[int, bytes]]  # (offset after the record, payload)
     damaged: list[tuple[int, int]]  # byte ranges skipped
     end: int  # offset after the last whole record (or damaged range) read
-    torn: bool  # incomplete or unverifiable bytes follow ``end``
+    torn: bool  # an incomplete record follows ``end`` (nothing verifiable after it)
 
 
 def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
@@ -99,7 +99,10 @@ def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
         while nxt >= 0 and _valid_at(mv, nxt) <= 0:
             nxt = buf.find(MAGIC, nxt + 1)
         if nxt < 0:
-            return Scan(records, damaged, pos, True)
+            if size == 0:  # a record cut short: a torn tail
+                return Scan(records, damaged, pos, True)
+            damaged.append((pos, n))  # whole but failing its checksum (or not a record): damage
+            return Scan(records, damaged, n, False)
         damaged.append((pos, nxt))
         pos = nxt
     return Scan(records, damaged, pos, False)

@@ -10,7 +10,7 @@ import subprocess
 import orjson
 import pytest
 
-from collector import spool as spool_mod
+from collector.faults import disk_full_write
 from collector.spool import HEADER, Spool, SpoolFull, estimate_records, frame, scan
 
 
@@ -186,13 +186,13 @@ def test_injected_enospc_cuts_partial_write_back(tmp_path, monkeypatch):
             return len(data) // 2
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(spool_mod.os, "write", failing_write)
+    sp.write = failing_write
     with pytest.raises(SpoolFull, match="disk full"):
         sp.append(payloads(3, 2))
     mode["v"] = "raise"
     with pytest.raises(SpoolFull, match="disk full"):
         sp.append(payloads(3, 2))
-    monkeypatch.setattr(spool_mod.os, "write", real_write)
+    sp.write = real_write
     _check_clean(sp)
     sp.append(payloads(1, 7))
     assert ids(sp) == [0, 1, 7]
@@ -213,9 +213,9 @@ def tiny_fs(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_real_disk_full(tiny_fs, tmp_path, monkeypatch):
+def test_real_disk_full(tiny_fs, tmp_path):
+    sp = Spool(tiny_fs / "spool" if tiny_fs else tmp_path / "spool", segment_bytes=32 * 1024, quota_bytes=10 << 20)
     if tiny_fs is None:  # not root: the same contract through an injected ENOSPC
-        directory = tmp_path / "spool"
         real_write, budget = os.write, {"left": 200_000}
 
         def write(fd, data):
@@ -225,10 +225,7 @@ def test_real_disk_full(tiny_fs, tmp_path, monkeypatch):
             budget["left"] -= n
             return n
 
-        monkeypatch.setattr(spool_mod.os, "write", write)
-    else:
-        directory = tiny_fs / "spool"
-    sp = Spool(directory, segment_bytes=32 * 1024, quota_bytes=10 << 20)
+        sp.write = write
     sp.recover()
     n = 0
     with pytest.raises(SpoolFull, match="disk full"):
@@ -244,3 +241,26 @@ def test_real_disk_full(tiny_fs, tmp_path, monkeypatch):
         sp.append(payloads(5, n))
         _check_clean(sp)
     sp.close()
+
+
+def test_damaged_last_record_is_damage_not_a_torn_tail(tmp_path):
+    data = bytearray(b"".join(frame(p) for p in payloads(3)))
+    data[-3] ^= 0x10
+    r = scan(bytes(data))
+    assert len(r.records) == 2 and not r.torn and r.damaged == [(2 * len(data) // 3, len(data))]
+    r = scan(bytes(data[:-3]))  # the same record cut short
+    assert len(r.records) == 2 and r.torn and r.damaged == []
+
+
+def test_disk_full_drill_hook(tmp_path):
+    flag = tmp_path / "full"
+    sp = fresh(tmp_path)
+    sp.write = disk_full_write(sp.write, flag)
+    sp.append(payloads(2))
+    flag.touch()
+    with pytest.raises(SpoolFull, match="disk full"):
+        sp.append(payloads(4, 2))
+    _check_clean(sp)
+    flag.unlink()
+    sp.append(payloads(1, 6))
+    assert ids(sp) == [0, 1, 6]

@@ -39,6 +39,7 @@ class Ledger:
     refused: set[str] = field(default_factory=set)
     unknown: set[str] = field(default_factory=set)
     retry_after_missing: int = 0
+    broken: int = 0  # requests sent on a connection that broke before the answer (not refused connects)
     other_status: dict[int, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,9 +71,11 @@ def send_batch(client: httpx.Client, url: str, ledger: Ledger, tag: str, n: int 
     try:
         r = client.post(url + "/api/batch", content=body(markers),
                         headers={"Content-Type": "text/plain", "User-Agent": CHROME_UA})
-    except httpx.HTTPError:
+    except httpx.HTTPError as exc:
         with ledger.lock:
             ledger.unknown.update(markers)
+            if not isinstance(exc, httpx.ConnectError):
+                ledger.broken += 1
         return None
     with ledger.lock:
         if r.status_code == 202:
