@@ -236,6 +236,7 @@ def test_gpc_sends_nothing_linkable(browser, pages, collector):
 
 def test_opt_outs_and_ignored_pages_send_nothing(browser, pages, collector):
     browser.get(pages.url + "/no-opt-in.html")  # navigator.webdriver without data-allow-automation
+    browser.get(pages.url + "/no-local-opt-in.html")  # a 127.0.0.1 page without data-allow-local
     open_page(browser, pages.url + "/site/private/records")  # data-exclude="/site/private/**"
     browser.execute_script("localStorage.setItem('collector_ignore', 'true')")
     open_page(browser, pages.url + "/site/opted-out")
@@ -245,5 +246,5 @@ def test_opt_outs_and_ignored_pages_send_nothing(browser, pages, collector):
     wait_rows(collector, "SELECT 1 FROM events WHERE path = '/site/control'")
     time.sleep(0.8)
     assert collector.query("SELECT path, name FROM events WHERE path IN "
-                           "('/no-opt-in.html', '/site/private/records', '/site/opted-out') "
+                           "('/no-opt-in.html', '/no-local-opt-in.html', '/site/private/records', '/site/opted-out') "
                            "OR name = 'Opted Out Event'") == []
