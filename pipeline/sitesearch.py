@@ -1,4 +1,6 @@
-"""Site-search term: an explicit ``search`` field, or the first configured query parameter present."""
+"""Site-search term: an explicit ``search`` field, or on a pageview the first configured query parameter
+present. Other events on the same page (engagement, clicks) do not repeat the term, so searches are
+counted once."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ class SiteSearchStep:
 
     def __call__(self, ev: Event) -> Event:
         term = ev.payload.get("search") or ""
-        if not term:
+        if not term and ev.row["name"] == "pageview":
             for param in ev.site.search_params:
                 if ev.query.get(param):
                     term = ev.query[param]

@@ -45,6 +45,12 @@ def test_utm_and_site_search_from_configured_params():
     assert ev.row["search_term"] == ""
 
 
+def test_other_events_on_a_search_page_do_not_repeat_the_term():
+    ev = Event(site=SITE, payload={"url": "https://example.org/search?q=flu"}, ip="", user_agent="", received_ms=0)
+    ev.row = {"name": "engagement", "props": {}}
+    assert SiteSearchStep()(UrlStep()(ev)).row["search_term"] == ""
+
+
 def test_bot_user_agents():
     assert is_bot("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
     assert is_bot("curl/8.4.0") and is_bot("")
