@@ -32,6 +32,11 @@ beacon:
 query: $(STAMP)
 	$(BIN)/collector query 'SELECT ts, name, path, country, region, isp, browser, os, device, referrer_host, utm_source FROM events ORDER BY ts DESC LIMIT 10'
 
+# longer fuzzing: FUZZ_SCALE multiplies examples (hypothesis, schemathesis) and atheris seconds (12 s each)
+FUZZ_SCALE ?= 25
+fuzz: $(STAMP)
+	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q tests/fuzz tests/collector/test_bad_input.py $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	scripts/bench-deps.sh $(BIN)/python
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)

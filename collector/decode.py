@@ -121,7 +121,7 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
     ev["domain"] = ev["domain"].split(",")[0].strip().lower()
     if ev.get("url") and not ev["url"].startswith(("http://", "https://", "app://")):
         raise BadRequest("url must be an absolute http(s) URL")
-    if "url" in ev and ("[" in ev["url"] or not ev["url"].isascii()):
+    if "url" in ev and ("[" in ev["url"] or "]" in ev["url"] or not ev["url"].isascii()):
         try:  # only brackets (IPv6 hosts) and non-ASCII hosts can make urlsplit refuse a URL
             urlsplit(ev["url"])
         except ValueError:

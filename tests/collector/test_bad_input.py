@@ -95,6 +95,7 @@ CASES = [
     ("javascript url", "/api/event", TEXT, ev(u="javascript:alert(1)"), 400),
     ("broken IPv6 host", "/api/event", TEXT, ev(u="http://[::1/a"), 400),
     ("bracket host", "/api/event", TEXT, ev(u="https://[example.org]/a"), 400),
+    ("lone closing bracket", "/api/event", TEXT, ev(u="https://ex]mple.org/"), 400),
     ("NFKC-unsafe host", "/api/event", TEXT, ev(u="https://example.org\uff03@evil.test/"), 400),
     ("unknown site", "/api/event", TEXT, ev(d="not-configured.test"), 422),
     ("xml", "/api/event", {"Content-Type": "application/xml"}, ev(), 415),
