@@ -74,14 +74,18 @@ class SecurityMiddleware:
                 extra = SECURITY_HEADERS + [(b"access-control-allow-origin", origin), VARY] if allowed \
                     else SECURITY_HEADERS + [VARY]
 
+        started = []
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
+                started.append(True)
                 own = message.get("headers") or []
-                if any(name in SECURITY_NAMES for name, _ in own):
-                    names = {name for name, _ in own}
-                    add = [h for h in extra if h[0] not in names]
-                else:
-                    add = extra
+                add = extra
+                for name, _ in own:
+                    if name in SECURITY_NAMES:  # the route set its own: keep it
+                        names = {n for n, _ in own}
+                        add = [h for h in extra if h[0] not in names]
+                        break
                 if message["status"] in (408, 413):
                     add = add + [CLOSE]  # the rest of the body is not read: do not keep the connection
                 message["headers"] = [*own, *add]
@@ -89,14 +93,13 @@ class SecurityMiddleware:
 
         if scope["method"] not in BODY_METHODS:
             return await self.app(scope, receive, send_with_headers)
-        return await self._with_body_deadline(scope, receive, send_with_headers)
+        return await self._with_body_deadline(scope, receive, send_with_headers, started)
 
-    async def _with_body_deadline(self, scope, receive, send):
+    async def _with_body_deadline(self, scope, receive, send, started: list):
         deadline = self.body_deadline
         task = asyncio.current_task()
         assert task is not None
         deadline.watch(task)
-        started = False
 
         async def receive_by_deadline():
             try:
@@ -111,13 +114,8 @@ class SecurityMiddleware:
                 deadline.waiting.pop(task, None)
             return message
 
-        async def send_tracking(message):
-            nonlocal started
-            started = True
-            await send(message)
-
         try:
-            await self.app(scope, receive_by_deadline, send_tracking)
+            await self.app(scope, receive_by_deadline, send)
         except asyncio.CancelledError:
             # cancelled by the deadline somewhere other than while receiving
             if task not in deadline.expired:
