@@ -86,9 +86,9 @@ async def _ingest(request: Request, batch: bool) -> Response:
         by_site.setdefault(p["domain"], []).append(p)
     sites = [(site_for(request, d), ps) for d, ps in by_site.items()]
     origin = request.headers.get("origin")
-    for site, ps in sites:
-        if not drop_for_origin(request, site, len(ps), origin):
-            await svc.ingest(site, ps, ip, ua, gpc)
+    allowed = [(site, ps) for site, ps in sites if not drop_for_origin(request, site, len(ps), origin)]
+    if allowed:
+        await svc.ingest_groups(allowed, ip, ua, gpc)
     return ACCEPTED
 
 

@@ -165,29 +165,37 @@ class Collector:
     # -- ingest --------------------------------------------------------------------------------
     async def ingest(self, site: Site, payloads: list[dict], ip: str, user_agent: str, gpc: bool) -> int:
         """Run the pipeline and spool the results. Returns how many events were stored (not dropped)."""
+        return await self.ingest_groups([(site, payloads)], ip, user_agent, gpc)
+
+    async def ingest_groups(self, groups: list[tuple[Site, list[dict]]], ip: str, user_agent: str, gpc: bool) -> int:
+        """One request's events, possibly for several sites, spooled in one append: all or nothing,
+        so a client retrying after a 503 never duplicates part of its batch."""
         if self.shutting_down:
             raise Unavailable("shutting down", retry_after=1)
         now_ms = int(time.time() * 1000)
         records = []
         pipeline = self.pipeline
         run = pipeline.run
+        total = 0
         # drops of this request are counted only if the request is acknowledged (conservation)
         dropped, pipeline.dropped = pipeline.dropped, Counter()
         try:
-            for p in payloads:
-                ev = run(Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now_ms, gpc=gpc))
-                if ev is not None:
-                    row = ev.row
-                    row["_t"] = ev.table
-                    row["_at"] = now_ms
-                    records.append(orjson.dumps(row))
+            for site, payloads in groups:
+                total += len(payloads)
+                for p in payloads:
+                    ev = run(Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now_ms, gpc=gpc))
+                    if ev is not None:
+                        row = ev.row
+                        row["_t"] = ev.table
+                        row["_at"] = now_ms
+                        records.append(orjson.dumps(row))
         finally:
             mine, pipeline.dropped = pipeline.dropped, dropped
         if records:
-            await self._append(records, len(payloads))
+            await self._append(records, total)
         if mine:
             dropped.update(mine)
-        self.metrics.accepted.inc(len(payloads))
+        self.metrics.accepted.inc(total)
         return len(records)
 
     async def spool_records(self, records: list[bytes]) -> None:

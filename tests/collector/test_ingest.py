@@ -67,3 +67,20 @@ def test_health_and_readiness(app_client):
     assert app_client.get("/healthz").json() == {"alive": True}
     r = app_client.get("/readyz")
     assert r.status_code == 200 and r.json()["storage"] is True
+
+
+def test_a_batch_for_several_sites_is_spooled_all_or_nothing(app_client):
+    svc = app_client.app.state.collector
+    batch = [{"n": "pageview", "u": "https://example.org/a", "d": "example.org"},
+             {"n": "pageview", "u": "http://localhost/b", "d": "localhost"}]
+    before = svc.spool.total_bytes
+    assert post(app_client, batch[:1], path="/api/batch").status_code == 202
+    one_record = svc.spool.total_bytes - before
+    svc.spool.quota_bytes = svc.spool.total_bytes + one_record + one_record // 2  # room for one record, not two
+    r = post(app_client, batch, path="/api/batch")
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    svc.spool.quota_bytes = 1 << 30
+    assert post(app_client, batch, path="/api/batch").status_code == 202
+    flush(app_client)
+    assert sorted(r["site"] for r in rows(app_client, "SELECT site FROM events")) == [
+        "example.org", "example.org", "localhost"]
