@@ -1,0 +1,109 @@
+"""Beacon throughput and latency over HTTP on loopback, with wrk, against three servers in one run:
+
+* nginx ``return 204;`` with one worker (the physical limit of the machine and load generator);
+* a bare Starlette route returning 204 under the collector's uvicorn settings;
+* the collector: full pipeline, durable spool (fsync ``interval``), loader thread writing to chDB.
+
+Every server receives the same pre-formatted requests (rotating bodies, User-Agents and client
+addresses). Max rates are closed-loop runs, best of ``rounds`` interleaved rounds. Latency is measured
+at a fixed offered rate of 70% of the collector's max single-event rate (see ``loadtests.wrk``), for the
+collector and for nginx at that same rate.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from loadtests import geodata, servers, traffic, wrk
+
+THREADS = 1  # one wrk thread: the server gets the other core
+CONNECTIONS = 64
+LATENCY_CONNECTIONS = 64
+
+
+def lua(path: str, mix: traffic.Mix, n: int, events_per_request: int = 1, rate: float = 0.0) -> str:
+    return wrk.script(path, mix.requests(n, events_per_request), rate_per_thread=rate / THREADS)
+
+
+def _best(url: str, script: str, duration_s: float) -> wrk.Result:
+    return wrk.run(url, script, duration_s, CONNECTIONS, THREADS)
+
+
+def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_events: int = 20,
+        log=print) -> dict:
+    mix = traffic.Mix()
+    single = lua("/api/event", mix, 2000)
+    batch = lua("/api/batch", mix, 400, batch_events)
+    out: dict = {"duration_s": duration_s, "rounds": rounds, "connections": CONNECTIONS, "threads": THREADS,
+                 "batch_events": batch_events}
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as d:
+        tmp = Path(d)
+        city, asn = geodata.databases(tmp / "mmdb", mix.ips)
+        nginx = servers.Nginx(tmp / "nginx")
+        bare = servers.BareApp(tmp / "bare")
+        coll = servers.collector(tmp / "collector", city, asn)
+        try:
+            nginx.start()
+            bare.start()
+            coll.start()
+            targets = {"nginx": nginx.url + "/api/event", "bare": bare.url + "/api/event",
+                       "collector": coll.url + "/api/event"}
+            for url in targets.values():  # warm up: connections, caches, JIT-free but page cache and allocators
+                wrk.run(url, single, warmup_s, CONNECTIONS, THREADS)
+            best: dict[str, wrk.Result] = {}
+            for r in range(rounds):
+                for name, url in targets.items():
+                    res = _best(url, single, duration_s)
+                    log(f"  single-event {name:9s} round {r + 1}: {res.rate:10.0f} req/s  "
+                        f"p99 {res.p99_ms:.2f} ms  errors {res.errors} non-2xx {res.non_2xx}")
+                    if name not in best or res.rate > best[name].rate:
+                        best[name] = res
+            out["single"] = {k: vars(v) | {"rate": v.rate, "ok": v.ok} for k, v in best.items()}
+
+            wrk.run(coll.url + "/api/batch", batch, warmup_s, CONNECTIONS, THREADS)
+            best_batch = None
+            for r in range(rounds):
+                res = wrk.run(coll.url + "/api/batch", batch, duration_s, CONNECTIONS, THREADS)
+                log(f"  batch x{batch_events}  collector round {r + 1}: {res.rate * batch_events:10.0f} events/s "
+                    f"({res.rate:.0f} req/s)  p99 {res.p99_ms:.2f} ms  non-2xx {res.non_2xx}")
+                if best_batch is None or res.rate > best_batch.rate:
+                    best_batch = res
+            assert best_batch is not None
+            out["batch"] = vars(best_batch) | {"rate": best_batch.rate, "events_per_s": best_batch.rate * batch_events,
+                                               "ok": best_batch.ok}
+
+            # let the loader catch up so the latency run does not compete with a backlog of inserts
+            _drain(coll, 60)
+            target = 0.7 * best["collector"].rate
+            paced = lua("/api/event", mix, 2000, rate=target)
+            lat = {}
+            for name in ("collector", "nginx"):
+                res = wrk.run(targets[name], paced, duration_s * 2, LATENCY_CONNECTIONS, THREADS)
+                log(f"  fixed rate {target:.0f}/s {name:9s}: achieved {res.rate:.0f}/s  p50 {res.p50_ms:.2f} ms  "
+                    f"p99 {res.p99_ms:.2f} ms  p99.9 {res.p999_ms:.2f} ms  non-2xx {res.non_2xx}")
+                lat[name] = vars(res) | {"rate": res.rate, "ok": res.ok}
+            out["latency"] = {"target_rate": target, **lat}
+        finally:
+            for s in (nginx, bare):
+                s.stop()
+            coll.stop()
+    return out
+
+
+def _drain(coll, timeout_s: float) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            coll.flush()
+            return
+        except Exception:  # noqa: BLE001 - a flush that times out is retried until the deadline
+            time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0, rounds=1), indent=2))
