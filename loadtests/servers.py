@@ -118,8 +118,9 @@ class BareApp:
     def start(self) -> "BareApp":
         self.dir.mkdir(parents=True, exist_ok=True)
         log = self.dir / "bare.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "loadtests.bare", str(self.port)], cwd=ROOT,
-                                     stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "loadtests.bare", str(self.port)], cwd=ROOT,
+                                         stdout=out, stderr=subprocess.STDOUT)
         _wait_http(self.url + "/healthz", self.proc, 30, log)
         return self
 

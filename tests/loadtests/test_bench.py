@@ -1,0 +1,65 @@
+"""Smoke tests: the benchmark modules run with tiny sizes and produce well-formed results.
+Speed is never asserted here; the figures come from ``make bench``."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests import enrichment, report, traffic, useragent, wrk
+
+
+def test_letters_round_trip_and_survive_the_scrubber():
+    from privacy.scrub import Scrubber
+
+    for n in (0, 1, 25, 26, 675, 123456):
+        s = traffic.letters(n)
+        assert traffic.from_letters(s) == n
+        assert Scrubber().text(s) == s
+
+
+def test_mix_is_deterministic_and_valid_for_the_decoder():
+    from collector.decode import decode_events
+    from collector.settings import Settings, Site
+
+    a = list(traffic.Mix(seed=4).requests(20, 3))
+    b = list(traffic.Mix(seed=4).requests(20, 3))
+    assert a == b
+    settings = Settings(sites=(Site(traffic.SITE),))
+    for body, ua, ip in a:
+        assert len(decode_events(body, settings, batch=True)) == 3
+        assert ua and ip
+
+
+def test_wrk_script_quotes_bodies_and_parses_results():
+    lua = wrk.script("/api/event", [(b'{"a":"\\"x\\n"}', "UA \u00e9", "1.2.3.4")], rate_per_thread=100)
+    assert "function delay()" in lua and "\\034" in lua and "\\092" in lua
+    out = wrk.parse('noise\nWRKJSON {"requests":10,"duration_us":2000000,"bytes":1,"connect":0,"read":0,"write":0,'
+                    '"status":1,"timeout":0,"mean_us":500.0,"max_us":900,"p50_us":400,"p90_us":700,"p99_us":800,'
+                    '"p999_us":850}\n')
+    assert out.rate == 5 and out.p99_ms == 0.8 and out.non_2xx == 1 and not out.ok
+
+
+def test_in_process_measurements_and_report(tmp_path):
+    e = enrichment.run(duration_s=0.05, n_events=100)
+    assert e["pipeline_us"] > 0 and e["baseline_us"] > 0 and "geo" in e["steps_us"] and e["dropped"] == 0
+    u = useragent.run(n_miss=30, n_baseline=3, hit_rounds=2)
+    assert u["miss_us"] > 0 and u["hit_us"] > 0
+    results = {"enrichment": e, "useragent": u, "errors": {"loader": "skipped"}}
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nintro\n\n" + report.MARKER + "\n\nold results\n")
+    report.write(doc, results, "make bench", 1.0)
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nintro") and "old results" not in text
+    assert "enrichment µs/event" in text and "UA parse, cache miss" in text and "`loader` did not run" in text
+
+
+@pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
+def test_wrk_drives_the_bare_app(tmp_path):
+    from loadtests import beacons, servers
+
+    app = servers.BareApp(tmp_path).start()
+    try:
+        res = wrk.run(app.url + "/api/event", beacons.lua("/api/event", traffic.Mix(), 20), 1, connections=4)
+    finally:
+        app.stop()
+    assert res.requests > 0 and res.ok
