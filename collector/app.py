@@ -61,6 +61,26 @@ def routes() -> list[Route]:
     ]
 
 
+class CloseWhenDraining:
+    """Once shutdown has begun, every answer says ``Connection: close``, so clients stop reusing
+    connections during the readiness grace instead of sending on one the server is about to close."""
+
+    def __init__(self, app, collector: Collector):
+        self.app = app
+        self.collector = collector
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not self.collector.shutdown_requested:
+            return await self.app(scope, receive, send)
+
+        async def send_closing(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        return await self.app(scope, receive, send_closing)
+
+
 def create_app(settings: Settings, collector: Collector | None = None) -> Starlette:
     svc = collector or Collector(settings)
     origins = OriginPolicy(settings.sites)
@@ -77,7 +97,8 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
         routes=routes(),
         lifespan=lifespan,
         exception_handlers={CollectorError: handle_collector_error, Exception: handle_unexpected},
-        middleware=[Middleware(SecurityMiddleware, origins=origins, request_timeout_s=settings.request_timeout_s)],
+        middleware=[Middleware(CloseWhenDraining, collector=svc),
+                    Middleware(SecurityMiddleware, origins=origins, request_timeout_s=settings.request_timeout_s)],
     )
     app.state.collector = svc
     app.state.origins = origins

@@ -196,6 +196,8 @@ class Loader:
             try:
                 self._maintain()
                 moved = self.step()
+                if not moved and not self.healthy:
+                    self._probe()
             except Exception as exc:  # noqa: BLE001 - the loader must outlive any one failure
                 self._unhealthy(exc)
                 self._stop.wait(self.backoff_s)
@@ -207,6 +209,14 @@ class Loader:
                 self._wake.wait(self.flush_interval_s)
                 self._wake.clear()
                 self._idle.clear()
+
+    def _probe(self) -> None:
+        """With nothing to store, find out whether storage is back (readiness depends on it)."""
+        if self.prepare is not None:
+            self.prepare()
+        if self.store.healthy():
+            log.info("storage reachable again")
+            self.healthy, self.last_error = True, ""
 
     def _maintain(self) -> None:
         now = time.monotonic()

@@ -29,6 +29,7 @@ class Server(uvicorn.Server):
     def handle_exit(self, sig, frame):
         if not self._exit_requested:
             self.collector.ready = False
+            self.collector.shutdown_requested = True
             self._exit_requested = time.monotonic()
             log.info("shutdown requested: readiness off")
         super().handle_exit(sig, frame)

@@ -82,6 +82,7 @@ class Collector:
         self.admin_token = admin_token(settings)
         self.ready = False
         self.shutting_down = False
+        self.shutdown_requested = False  # SIGTERM received: answers close their connections
         self.migrated = False
         self._sync_waiters: list[asyncio.Future] = []
         self._sync_kick: asyncio.Event | None = None
@@ -108,6 +109,7 @@ class Collector:
                 log.info("applied migrations: %s", ", ".join(applied))
         except Exception as exc:  # noqa: BLE001 - storage may be down at start; the spool still accepts
             log.warning("storage not reachable at startup, accepting into the spool: %s", exc)
+            self.loader.healthy = False
         self.loader.start()
         self._sync_kick = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._syncer()))
