@@ -148,6 +148,6 @@ async def consent(request: Request) -> Response:
     ts_ms = int(time.time() * 1000)
     svc.consent.record(site.domain, member_id, purpose, action, ts_ms, version)
     row = {"_t": "consent_ledger", "_at": ts_ms, "site": site.domain, "member_id": member_id, "purpose": purpose,
-           "action": action, "policy_version": version, "ts": ts_ms}
+           "action": action, "policy_version": version, "ts": ts_ms / 1000}
     await svc.spool_records([orjson.dumps(row)])
     return Response(b'{"recorded":true}', status_code=202, media_type="application/json")

@@ -45,6 +45,11 @@ class FailingStore:
             raise StorageError(f"storage fault drill: inserts fail while {self.flag} exists", retry_after=5)
         self._store.insert(table, rows, columns, token)
 
+    def insert_json(self, table: str, data: bytes, token: str) -> None:
+        if self._failing():
+            raise StorageError(f"storage fault drill: inserts fail while {self.flag} exists", retry_after=5)
+        self._store.insert_json(table, data, token)
+
     def healthy(self) -> bool:
         return not self._failing() and self._store.healthy()
 

@@ -16,7 +16,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, Ope
 
 from collector.errors import StorageError
 
-PERMANENT_CODES = {6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321}
+# ClickHouse error codes that mean the data itself is unacceptable (parse, type and range errors)
+PERMANENT_CODES = {6, 25, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321, 376, 377, 441, 442}
 _CODE = re.compile(r"Code: (\d+)")
 
 
@@ -123,6 +124,13 @@ class Store:
 
     def query_raw(self, sql: str, fmt: str = "TabSeparated") -> bytes:
         return self._call(lambda c: c.raw_query(sql, fmt=fmt))
+
+    def insert_json(self, table: str, data: bytes, token: str) -> None:
+        """Insert newline-separated JSON objects (JSONEachRow) as one idempotent block. Keys that are
+        not columns are ignored; times are Unix seconds with milliseconds as the fraction."""
+        settings = {"insert_deduplication_token": token, "async_insert": 0, "input_format_skip_unknown_fields": 1}
+        self._call(lambda c: c.raw_insert(f"`{self.database}`.`{table}`", None, data, settings=settings,
+                                          fmt="JSONEachRow"))
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
         settings = {"insert_deduplication_token": token, "async_insert": 0}

@@ -35,7 +35,7 @@ class PayloadStep:
         ev.row = {
             "event_id": new_event_id(),
             "site": ev.site.domain,
-            "ts": ts,
+            "ts": ts / 1000,  # Unix seconds, milliseconds as the fraction (DateTime64(3) reads it exactly)
             "ts_clamped": clamped,
             "name": p["name"],
             "title": p.get("title", ""),
