@@ -58,6 +58,9 @@ def serve(settings: Settings) -> int:
         # httptools with a deadline and a size cap on request headers (slow clients)
         app, host=settings.host, port=settings.port, loop="uvloop", http=protocol_class(settings.request_timeout_s),
         lifespan="on",
+        # the collector's own trusted-proxy check (collector/clientip.py) is the only reader of
+        # X-Forwarded-For: uvicorn must not rewrite the client address before it
+        proxy_headers=False,
         log_config=None, access_log=False, server_header=False, date_header=False,
         timeout_keep_alive=5, timeout_graceful_shutdown=int(settings.shutdown_deadline_s), backlog=2048,
     )

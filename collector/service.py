@@ -179,13 +179,15 @@ class Collector:
         pipeline = self.pipeline
         run = pipeline.run
         total = 0
+        shared: dict = {}  # what all events of this request derive from its address and User-Agent
         # drops of this request are counted only if the request is acknowledged (conservation)
         dropped, pipeline.dropped = pipeline.dropped, Counter()
         try:
             for site, payloads in groups:
                 total += len(payloads)
                 for p in payloads:
-                    ev = run(Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now_ms, gpc=gpc))
+                    ev = run(Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now_ms, gpc=gpc,
+                                   shared=shared))
                     if ev is not None:
                         row = ev.row
                         row["_t"] = ev.table

@@ -1,7 +1,7 @@
 """The event as it moves through the pipeline.
 
 ``ip``, ``user_agent`` and ``client_id`` are request context: they live only in memory while the
-request is handled. Only ``row`` (and ``table``) leave the process, appended to the spool.
+request is handled (so does ``shared``, the per-request memo of what is derived from them). Only ``row`` (and ``table``) leave the process, appended to the spool.
 """
 
 from __future__ import annotations
@@ -32,4 +32,7 @@ class Event:
     table: str = "events"
     row: dict[str, Any] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
+    # facts derived from the request's address and User-Agent, computed once for all the events of
+    # one request (a batch shares them); it lives and dies with the request, like ``ip`` itself
+    shared: dict[str, Any] = field(default_factory=dict)
     member_ref_verified: bool = False

@@ -36,5 +36,8 @@ class GeoStep:
         return country, region, city
 
     def __call__(self, ev: Event) -> Event:
-        ev.row["country"], ev.row["region"], ev.row["city"] = self.resolve(ev.ip)
+        geo = ev.shared.get("geo")
+        if geo is None:
+            geo = ev.shared["geo"] = self.resolve(ev.ip)
+        ev.row["country"], ev.row["region"], ev.row["city"] = geo
         return ev

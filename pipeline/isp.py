@@ -28,9 +28,15 @@ class IspStep:
         self.reader = open_database(settings.geoip_asn_db, "COLLECTOR_GEOIP_ASN_DB", "ASN/ISP")
         self.prefix_bits = 0 if settings.ip_prefix == "off" else int(settings.ip_prefix)
 
+    def resolve(self, ip: str) -> tuple[int, str, str]:
+        rec = lookup(self.reader, ip)
+        return (int(rec.get("autonomous_system_number") or 0),
+                str(rec.get("isp") or rec.get("autonomous_system_organization") or "")[:128],
+                truncate_ip(ip, self.prefix_bits) if self.prefix_bits else "")
+
     def __call__(self, ev: Event) -> Event:
-        rec = lookup(self.reader, ev.ip)
-        ev.row["asn"] = int(rec.get("autonomous_system_number") or 0)
-        ev.row["isp"] = str(rec.get("isp") or rec.get("autonomous_system_organization") or "")[:128]
-        ev.row["ip_prefix"] = truncate_ip(ev.ip, self.prefix_bits) if self.prefix_bits else ""
+        net = ev.shared.get("isp")
+        if net is None:
+            net = ev.shared["isp"] = self.resolve(ev.ip)
+        ev.row["asn"], ev.row["isp"], ev.row["ip_prefix"] = net
         return ev

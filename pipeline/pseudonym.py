@@ -43,6 +43,13 @@ class PseudonymStep:
         created = client_id_created(cid) if cid else None
         key = self.keys.visitor_key(at=created)
         site = ev.site.domain
-        row["visitor_id"] = mac(key, "visitor", site, cid) if cid else mac(key, "visitor-ip", site, ev.ip, ev.user_agent)
+        if cid:
+            row["visitor_id"] = mac(key, "visitor", site, cid)
+        else:
+            memo = ("visitor-ip", site, key.id)
+            vid = ev.shared.get(memo)
+            if vid is None:
+                vid = ev.shared[memo] = mac(key, "visitor-ip", site, ev.ip, ev.user_agent)
+            row["visitor_id"] = vid
         row["key_id"] = key.id
         return ev

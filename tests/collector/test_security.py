@@ -309,3 +309,26 @@ def test_slow_clients_do_not_starve_normal_ones(served):
         for s in slow_headers + slow_bodies + idle:
             s.close()
     assert httpx.post(served.url + "/api/event", content=EVENT, headers=TEXT).status_code == 202
+
+
+def test_spoofed_forwarded_for_is_ignored_by_the_served_process(tmp_path, geo_dbs):
+    """The same through uvicorn over real HTTP: the server itself must not rewrite the client address
+    from X-Forwarded-For before the collector's own trusted-proxy check."""
+    import httpx
+
+    from tests.support import CollectorProcess
+
+    city, asn = geo_dbs
+    settings = make_settings(tmp_path / "data", geoip_city_db=str(city), geoip_asn_db=str(asn), trusted_proxies=())
+    proc = CollectorProcess(settings, tmp_path).start()
+    try:
+        for xff in (None, "81.2.69.142", "2.125.160.216"):
+            headers = {**TEXT, "User-Agent": CHROME_UA, **({"X-Forwarded-For": xff} if xff else {})}
+            assert httpx.post(proc.url + "/api/event", content=EVENT, headers=headers).status_code == 202
+        proc.flush()
+        got = proc.query("SELECT country, asn, visitor_id FROM events")
+    finally:
+        assert proc.stop() == 0
+    assert len(got) == 3
+    assert {(g["country"], g["asn"]) for g in got} == {("", 0)}
+    assert len({g["visitor_id"] for g in got}) == 1
