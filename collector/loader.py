@@ -270,7 +270,7 @@ class Loader:
                 continue
             start = cp.offset if seg == cp.seg else 0
             live = self.spool.is_live(seg)
-            scan = self.spool.read(seg, start, self.batch_size)
+            scan = self.spool.read(seg, start, self.batch_size, max_bytes=max(1 << 20, self.batch_size * 1024))
             if scan.torn and not live:
                 scan.end = self.spool.size(seg)  # unverifiable leftovers of an old segment: skip them
             if scan.records or scan.end > start:
@@ -281,7 +281,8 @@ class Loader:
                     end = scan.end
                 if scan.records:
                     self.oldest_unstored_ms = _spooled_at(scan.records[0][1]) or self.oldest_unstored_ms
-                if scan.records and len(scan.records) < self.batch_size and live and not self._due():
+                if scan.records and len(scan.records) < self.batch_size and not scan.more and live \
+                        and not self._due():
                     return False
                 self.cp = Checkpoint(seg, start, (seg, start, end))
                 self.checkpoints.write(self.cp)

@@ -80,6 +80,7 @@ class Scan:
     damaged: list[tuple[int, int]]  # byte ranges skipped
     end: int  # offset after the last whole record (or damaged range) read
     torn: bool  # an incomplete record follows ``end`` (nothing verifiable after it)
+    more: bool = False  # the read stopped at its byte budget: more records may follow ``end``
 
 
 def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
@@ -319,18 +320,22 @@ class Spool:
                 self.dirty = False
 
     # -- reading -----------------------------------------------------------------------------
-    def read(self, seg: int, offset: int, limit: int, end: int | None = None) -> Scan:
-        """Whole records of ``seg`` from ``offset`` (up to ``end``, default what may be loaded)."""
+    def read(self, seg: int, offset: int, limit: int, end: int | None = None, max_bytes: int = 0) -> Scan:
+        """Whole records of ``seg`` from ``offset`` (up to ``end``, default what may be loaded), reading
+        at most ``max_bytes`` when given (a record cut by that budget is left for the next read)."""
         end = self.loadable(seg) if end is None else end
         if offset >= end:
             return Scan([], [], offset, False)
+        stop = min(end, offset + max_bytes) if max_bytes else end
         try:
             with open(self.path(seg), "rb") as f:
                 f.seek(offset)
-                buf = f.read(end - offset)
+                buf = f.read(stop - offset)
         except FileNotFoundError:
             return Scan([], [], offset, False)
         result = scan(buf, 0, limit)
+        if stop < end and (result.torn or len(result.records) < limit):
+            result.torn, result.more = False, True
         result.records = [(offset + o, p) for o, p in result.records]
         result.damaged = [(offset + a, offset + b) for a, b in result.damaged]
         result.end += offset

@@ -44,6 +44,22 @@ def test_append_and_read_back_whole_records(tmp_path):
     assert r2.end == sp.size(sp.active) == sp.synced_size
 
 
+def test_reads_within_a_byte_budget_continue_where_they_stopped(tmp_path):
+    sp = fresh(tmp_path)
+    sp.append(payloads(50))
+    sp.sync()
+    got, offset, reads = [], 0, 0
+    while True:
+        r = sp.read(sp.active, offset, 1000, max_bytes=300)  # about three records a read
+        if not r.records:
+            break
+        assert not r.torn and not r.damaged  # a record cut by the budget is not damage
+        got += [orjson.loads(p)["i"] for _, p in r.records]
+        offset, reads = r.records[-1][0], reads + 1
+        assert r.more == (offset < sp.size(sp.active))
+    assert got == list(range(50)) and reads > 10
+
+
 def test_segments_rotate_and_numbers_only_grow(tmp_path):
     sp = fresh(tmp_path, segment_bytes=4096)
     for i in range(150):
