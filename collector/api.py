@@ -25,17 +25,28 @@ GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01
 CONTENT_TYPES = ("text/plain", "application/json")
 
 
+def headers_of(request: Request) -> dict[bytes, bytes]:
+    """The request's headers as a dict (first value of a repeated name), built once per request."""
+    scope = request.scope
+    h = scope.get("collector.headers")
+    if h is None:
+        h = scope["collector.headers"] = dict(reversed(scope["headers"]))
+    return h
+
+
 def client_context(request: Request) -> tuple[str, str, bool]:
     svc = request.app.state.collector
+    h = headers_of(request)
     peer = request.client.host if request.client else ""
-    ip = svc.client_ip.resolve(peer, request.headers.get("x-forwarded-for"))
-    ua = request.headers.get("user-agent", "")
-    gpc = request.headers.get("sec-gpc") == "1" or request.headers.get("dnt") == "1"
+    xff = h.get(b"x-forwarded-for")
+    ip = svc.client_ip.resolve(peer, xff.decode("latin-1") if xff else None)
+    ua = h.get(b"user-agent", b"").decode("latin-1")
+    gpc = h.get(b"sec-gpc") == b"1" or h.get(b"dnt") == b"1"
     return ip, ua, gpc
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = headers_of(request).get(b"content-length")
     if declared is not None:
         try:
             if int(declared) > limit:
@@ -52,7 +63,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def check_content_type(request: Request) -> None:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = headers_of(request).get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
     if ctype not in CONTENT_TYPES:
         raise UnsupportedMediaType("Content-Type must be text/plain or application/json")
 
@@ -85,7 +96,8 @@ async def _ingest(request: Request, batch: bool) -> Response:
     for p in payloads:
         by_site.setdefault(p["domain"], []).append(p)
     sites = [(site_for(request, d), ps) for d, ps in by_site.items()]
-    origin = request.headers.get("origin")
+    origin = headers_of(request).get(b"origin")
+    origin = origin.decode("latin-1") if origin is not None else None
     allowed = [(site, ps) for site, ps in sites if not drop_for_origin(request, site, len(ps), origin)]
     if allowed:
         await svc.ingest_groups(allowed, ip, ua, gpc)
