@@ -18,7 +18,6 @@ from __future__ import annotations
 import calendar
 import json
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
@@ -30,7 +29,8 @@ import orjson
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector.errors import StorageError
-from collector.spool import Spool
+from collector.files import append_synced, replace_synced
+from collector.spool import Spool, spooled_at
 from collector.store import describe, is_permanent
 from schema.columns import TABLES
 
@@ -62,14 +62,9 @@ class CheckpointFile:
 
     def write(self, cp: Checkpoint) -> None:
         data = json.dumps({"seg": cp.seg, "offset": cp.offset, "pending": list(cp.pending) if cp.pending else None})
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        # no directory fsync: if the rename is lost, the previous checkpoint replays a pending batch,
+        # which the deduplication token makes harmless
+        replace_synced(self.path, data.encode(), sync_dir=False)
 
 
 class DeadLetters:
@@ -102,14 +97,9 @@ class DeadLetters:
         day = time.strftime("%Y%m%d", time.gmtime(now))
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + self.days * 86400))
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        fd = os.open(self.dir / f"{day}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            lines = b"".join(orjson.dumps({"at": at, "expires": expires, "reason": reason[:300], "token": token,
-                                           "row": row}) + b"\n" for row in rows)
-            os.write(fd, lines)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_synced(self.dir / f"{day}.jsonl", b"".join(
+            orjson.dumps({"at": at, "expires": expires, "reason": reason[:300], "token": token, "row": row}) + b"\n"
+            for row in rows))
         if token:
             self._known().add(token)
         return len(rows)
@@ -280,7 +270,7 @@ class Loader:
                 if scan.torn and not live and len(scan.records) < self.batch_size:
                     end = scan.end
                 if scan.records:
-                    self.oldest_unstored_ms = _spooled_at(scan.records[0][1]) or self.oldest_unstored_ms
+                    self.oldest_unstored_ms = spooled_at(scan.records[0][1]) or self.oldest_unstored_ms
                 if scan.records and len(scan.records) < self.batch_size and not scan.more and live \
                         and not self._due():
                     return False
@@ -376,14 +366,6 @@ def _row_of(payload: bytes) -> dict:
     return {"raw": payload.decode("utf-8", "replace")[:2000]}
 
 
-def _spooled_at(payload: bytes) -> int:
-    try:
-        doc = orjson.loads(payload)
-        return int(doc.get("_at", 0)) if isinstance(doc, dict) else 0
-    except (orjson.JSONDecodeError, TypeError, ValueError):
-        return 0
-
-
 def status(spool: Spool, cp: Checkpoint, dead: DeadLetters, **extra) -> dict:
     """What ``collector spool status`` prints: the spool, the checkpoint, quarantine and dead letters."""
     segs = spool.segments()
@@ -391,7 +373,7 @@ def status(spool: Spool, cp: Checkpoint, dead: DeadLetters, **extra) -> dict:
     for _, _, payload in spool.records_after(cp.seg, cp.offset):
         unstored_records += 1
         if not oldest_ms:
-            oldest_ms = _spooled_at(payload)
+            oldest_ms = spooled_at(payload)
     unstored_bytes = sum(spool.size(s) - (cp.offset if s == cp.seg else 0) for s in segs if s >= cp.seg)
     quarantine = sorted(p.name for p in (spool.dir / "quarantine").glob("*") if p.is_file())
     return {

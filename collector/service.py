@@ -148,21 +148,11 @@ class Collector:
                 except OSError as exc:
                     log.error("spool fsync failed: %s", exc.strerror)
                     error = exc
-            for w in waiters:
-                if not w.done():
-                    if error is None:
-                        w.set_result(None)
-                    else:
-                        w.set_exception(Unavailable("cannot accept events now: spool fsync failed", retry_after=5))
+            _release(waiters, error)
 
     def _release_waiters(self, error: OSError | None = None) -> None:
         waiters, self._sync_waiters = self._sync_waiters, []
-        for w in waiters:
-            if not w.done():
-                if error is None:
-                    w.set_result(None)
-                else:
-                    w.set_exception(Unavailable("cannot accept events now: spool fsync failed", retry_after=5))
+        _release(waiters, error)
 
     # -- ingest --------------------------------------------------------------------------------
     async def ingest(self, site: Site, payloads: list[dict], ip: str, user_agent: str, gpc: bool) -> int:
@@ -282,3 +272,13 @@ class Collector:
 def _children(metric) -> list:
     """The child counters of a labelled prometheus_client metric."""
     return list(metric._metrics.values())
+
+
+def _release(waiters: list[asyncio.Future], error: OSError | None) -> None:
+    """Answer the requests waiting for an fsync: go on, or 503 when the fsync failed."""
+    for w in waiters:
+        if not w.done():
+            if error is None:
+                w.set_result(None)
+            else:
+                w.set_exception(Unavailable("cannot accept events now: spool fsync failed", retry_after=5))

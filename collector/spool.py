@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from collector.files import fsync_dir, write_synced
+
 MAGIC = b"\xa5\x5a"
 HEADER = struct.Struct("<2sII")
 MAX_RECORD = 1 << 20
@@ -195,18 +197,18 @@ class Spool:
             result = scan(buf, min(start, len(buf)))
             rec.records += len(result.records)
             if result.records and not rec.oldest_ms:
-                rec.oldest_ms = _spooled_at(result.records[0][1])
+                rec.oldest_ms = spooled_at(result.records[0][1])
             for lo, hi in result.damaged:
                 q = self.dir / "quarantine" / f"{seg:012d}-{lo}.bad"
                 if not q.exists():
-                    _write_file(q, buf[lo:hi])
+                    write_synced(q, buf[lo:hi])
                     n = estimate_records(buf[lo:hi])
                     rec.damaged_ranges += 1
                     rec.damaged_records += n
                     rec.files.append(q.name)
             if result.torn and result.end < len(buf):
                 q = self.dir / "quarantine" / f"{seg:012d}-{result.end}.tail"
-                _write_file(q, buf[result.end :])
+                write_synced(q, buf[result.end :])
                 rec.torn_tails += 1
                 rec.torn_records += estimate_records(buf[result.end :])
                 rec.files.append(q.name)
@@ -228,7 +230,7 @@ class Spool:
         """Start segment ``seg`` (caller holds the lock). On failure the old segment stays active."""
         fd = os.open(self.path(seg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except OSError:
             os.close(fd)
             raise
@@ -365,7 +367,8 @@ class Spool:
         return sum(1 for _ in self.records_after(seg, offset))
 
 
-def _spooled_at(payload: bytes) -> int:
+def spooled_at(payload: bytes) -> int:
+    """When a record was spooled (ms), from its ``_at`` key; 0 when unreadable."""
     import orjson
 
     try:
@@ -375,18 +378,3 @@ def _spooled_at(payload: bytes) -> int:
         return 0
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

@@ -8,9 +8,10 @@ ClickHouse is unreachable. It holds member pseudonyms only, never member referen
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
+
+from collector.files import append_synced, replace_synced
 
 ACTIONS = ("grant", "withdraw")
 
@@ -42,12 +43,7 @@ class ConsentState:
         rec = {"site": site, "member_id": member_id, "purpose": purpose, "action": action, "ts_ms": ts_ms,
                "policy_version": policy_version}
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, (json.dumps(rec) + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_synced(self.path, (json.dumps(rec) + "\n").encode())
             self._apply(rec)
 
     def withdrawn_at(self, site: str, member_id: str, purpose: str) -> int:
@@ -70,14 +66,7 @@ class ConsentState:
                 except (ValueError, KeyError, TypeError):
                     continue
                 keep.append(line)
-            tmp = self.path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, "".join(x + "\n" for x in keep).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+            replace_synced(self.path, "".join(x + "\n" for x in keep).encode())
             for key in [k for k in self._withdrawn if k[0] == site and k[1] == member_id]:
                 del self._withdrawn[key]
             return removed

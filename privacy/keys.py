@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.files import replace_synced
+
 MAX_DESTROY_AFTER_S = 48 * 3600
 
 
@@ -30,22 +32,6 @@ class Key:
 
     def public(self) -> dict:
         return {"id": self.id, "purpose": self.purpose, "not_before": self.not_before, "not_after": self.not_after}
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def shred(path: Path) -> None:
@@ -100,7 +86,7 @@ class KeyStore:
 
     def _store(self, key: Key) -> None:
         doc = {**key.public(), "secret": key.secret.hex()}
-        _write_private(self._path(key.id), json.dumps(doc).encode())
+        replace_synced(self._path(key.id), json.dumps(doc).encode())
 
     def _reload(self) -> None:
         try:

@@ -20,7 +20,7 @@ from collector import admin, logs
 from collector.app import create_app
 from collector.origins import OriginPolicy
 from collector.security import SecurityMiddleware
-from collector.settings import ConfigError, Site
+from collector.settings import ConfigError
 from privacy.tokens import LINKING, mint
 from tests.conftest import flush, rows
 from tests.support import CHROME_UA, SECRET, CollectorProcess, make_settings
