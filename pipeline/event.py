@@ -7,7 +7,7 @@ request is handled (so does ``shared``, the per-request memo of what is derived 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from collector.settings import Site
 
@@ -34,5 +34,12 @@ class Event:
     query: dict[str, str] = field(default_factory=dict)
     # facts derived from the request's address and User-Agent, computed once for all the events of
     # one request (a batch shares them); it lives and dies with the request, like ``ip`` itself
-    shared: dict[str, Any] = field(default_factory=dict)
+    shared: dict[Any, Any] = field(default_factory=dict)
+
+    def derived(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per request for ``key``; later events of the request reuse the value."""
+        value = self.shared.get(key)
+        if value is None:
+            value = self.shared[key] = compute()
+        return value
     member_ref_verified: bool = False

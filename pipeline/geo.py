@@ -36,8 +36,5 @@ class GeoStep:
         return country, region, city
 
     def __call__(self, ev: Event) -> Event:
-        geo = ev.shared.get("geo")
-        if geo is None:
-            geo = ev.shared["geo"] = self.resolve(ev.ip)
-        ev.row["country"], ev.row["region"], ev.row["city"] = geo
+        ev.row["country"], ev.row["region"], ev.row["city"] = ev.derived("geo", lambda: self.resolve(ev.ip))
         return ev

@@ -35,8 +35,5 @@ class IspStep:
                 truncate_ip(ip, self.prefix_bits) if self.prefix_bits else "")
 
     def __call__(self, ev: Event) -> Event:
-        net = ev.shared.get("isp")
-        if net is None:
-            net = ev.shared["isp"] = self.resolve(ev.ip)
-        ev.row["asn"], ev.row["isp"], ev.row["ip_prefix"] = net
+        ev.row["asn"], ev.row["isp"], ev.row["ip_prefix"] = ev.derived("isp", lambda: self.resolve(ev.ip))
         return ev

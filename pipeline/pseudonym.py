@@ -46,10 +46,7 @@ class PseudonymStep:
         if cid:
             row["visitor_id"] = mac(key, "visitor", site, cid)
         else:
-            memo = ("visitor-ip", site, key.id)
-            vid = ev.shared.get(memo)
-            if vid is None:
-                vid = ev.shared[memo] = mac(key, "visitor-ip", site, ev.ip, ev.user_agent)
-            row["visitor_id"] = vid
+            row["visitor_id"] = ev.derived(("visitor-ip", site, key.id),
+                                           lambda: mac(key, "visitor-ip", site, ev.ip, ev.user_agent))
         row["key_id"] = key.id
         return ev
