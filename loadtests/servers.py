@@ -47,8 +47,8 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
 
 
-class Nginx:
-    """``return 204;`` on every location, one worker, no logs: the physical limit of this machine."""
+class _ChildServer:
+    """A server in a child process on a free loopback port, with its files in ``workdir``."""
 
     def __init__(self, workdir: Path):
         self.dir = Path(workdir)
@@ -58,6 +58,10 @@ class Nginx:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class Nginx(_ChildServer):
+    """``return 204;`` on every location, one worker, no logs: the physical limit of this machine."""
 
     def start(self) -> "Nginx":
         binary = nginx_binary()
@@ -103,17 +107,8 @@ http {{
         self.proc = None
 
 
-class BareApp:
+class BareApp(_ChildServer):
     """The bare Starlette 204 route under the collector's uvicorn settings."""
-
-    def __init__(self, workdir: Path):
-        self.dir = Path(workdir)
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "BareApp":
         self.dir.mkdir(parents=True, exist_ok=True)
