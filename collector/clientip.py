@@ -2,12 +2,14 @@
 
 With a trusted peer, the right-most address in X-Forwarded-For that is not itself a trusted proxy is
 the client (addresses to its left could have been written by anyone).
+
+Only proxies' addresses are remembered between requests (to skip re-parsing them); a client's
+address is looked at during its request and not kept.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 
 MAX_HOPS = 16  # proxies in a chain worth reading; a longer header costs no more to resolve
 
@@ -15,9 +17,17 @@ MAX_HOPS = 16  # proxies in a chain worth reading; a longer header costs no more
 class ClientIp:
     def __init__(self, trusted: tuple[str, ...]):
         self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in trusted)
-        self.is_trusted = lru_cache(maxsize=4096)(self._is_trusted)
+        self._proxies: set[str] = set()
 
-    def _is_trusted(self, addr: str) -> bool:
+    def is_trusted(self, addr: str) -> bool:
+        if addr in self._proxies:
+            return True
+        trusted = self._check(addr)
+        if trusted and len(self._proxies) < 4096:
+            self._proxies.add(addr)
+        return trusted
+
+    def _check(self, addr: str) -> bool:
         try:
             ip = ipaddress.ip_address(addr)
         except ValueError:

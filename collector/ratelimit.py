@@ -6,21 +6,26 @@ their /64 (one subscriber line); an IPv4-mapped IPv6 address counts as its IPv4 
 the exempt networks have no per-client limit (the overall limit still applies).
 
 A denied request raises ``RateLimited`` with ``Retry-After`` (whole seconds until a token is back).
-One check is a monotonic clock read, a cached key lookup and a few float operations.
+One check is a monotonic clock read, a keyed hash, a dict lookup and a few float operations.
+
+No client address is kept: buckets (and the memo of which bucket an address belongs to) are keyed
+by a keyed BLAKE2b hash of the address, with a random key made when the process starts and never
+written anywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
+import os
 import time
-from functools import lru_cache
 from typing import Callable
 
 from collector.errors import RateLimited
 
 MAX_CLIENTS = 65536
-EXEMPT = None  # key of an exempt client
+EXEMPT = b""  # key of an exempt client
 
 
 class RateLimiter:
@@ -33,15 +38,30 @@ class RateLimiter:
         self.max_clients = max(16, max_clients)
         self.clock = clock
         self.exempt = tuple(ipaddress.ip_network(c, strict=False) for c in exempt)
-        # key -> [tokens, last refill time]
-        self.buckets: dict[str, list[float]] = {}
+        # hashed bucket key -> [tokens, last refill time]
+        self.buckets: dict[bytes, list[float]] = {}
         self._g_tokens = self.overall_burst
         self._g_last = clock()
-        self.key = lru_cache(maxsize=MAX_CLIENTS)(self._key)
+        self._salt = os.urandom(16)
+        self._keys: dict[bytes, bytes] = {}  # hashed address -> hashed bucket key (EXEMPT when exempt)
         self.denied = 0
 
+    def _hash(self, text: str) -> bytes:
+        return hashlib.blake2b(text.encode(), key=self._salt, digest_size=16).digest()
+
+    def key(self, ip: str) -> bytes:
+        """The (hashed) bucket key of a client address, EXEMPT when the address has no per-client limit."""
+        h = self._hash(ip)
+        key = self._keys.get(h)
+        if key is None:
+            if len(self._keys) >= MAX_CLIENTS:
+                self._keys.clear()
+            plain = self._key(ip)
+            key = self._keys[h] = EXEMPT if plain is None else self._hash(plain)
+        return key
+
     def _key(self, ip: str) -> str | None:
-        """The bucket key of a client address, or None when the address is exempt."""
+        """The bucket of a client address, or None when the address is exempt."""
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
@@ -49,7 +69,7 @@ class RateLimiter:
         if addr.version == 6 and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
         if any(addr in n for n in self.exempt):
-            return EXEMPT
+            return None
         if addr.version == 6:
             return ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)).compressed
         return str(addr)
@@ -59,7 +79,7 @@ class RateLimiter:
         now = self.clock()
         bucket = None
         key = self.key(ip) if self.rate > 0 else EXEMPT
-        if key is not EXEMPT:
+        if key != EXEMPT:
             bucket = self.buckets.get(key)
             if bucket is not None:
                 tokens = bucket[0] + (now - bucket[1]) * self.rate
@@ -79,7 +99,7 @@ class RateLimiter:
                 self.denied += 1
                 raise RateLimited("the collector is receiving too many requests", retry_after=self._wait(g, self.overall))
             self._g_tokens = g - 1.0
-        if key is not EXEMPT:
+        if key != EXEMPT:
             if bucket is None:
                 if len(self.buckets) >= self.max_clients:
                     self._evict(now)

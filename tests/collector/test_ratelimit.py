@@ -181,3 +181,20 @@ def test_default_exempts_the_machine_itself(tmp_path):
         ip = {"X-Forwarded-For": "81.2.69.142"}
         assert c.post("/api/event", content=EVENT, headers={**TEXT, **ip}).status_code == 202
         assert c.post("/api/event", content=EVENT, headers={**TEXT, **ip}).status_code == 429
+
+
+def test_no_client_address_is_kept_between_requests():
+    from collector.clientip import ClientIp
+
+    rl = limiter(Clock(), per_client=1.0, burst=5, overall=1000.0, exempt=())
+    resolver = ClientIp(("127.0.0.0/8",))
+    for ip in ("203.0.113.7", "2001:db8::42"):
+        rl.check(resolver.resolve("127.0.0.1", ip))
+    kept = repr(rl.buckets) + repr(rl._keys) + repr(resolver._proxies)
+    assert "203.0.113" not in kept and "2001:db8" not in kept
+    assert resolver._proxies == {"127.0.0.1"}
+    # the same client still lands in the same bucket
+    for _ in range(4):
+        rl.check("203.0.113.7")
+    with pytest.raises(RateLimited):
+        rl.check("203.0.113.7")
