@@ -65,6 +65,7 @@ class Settings:
     gpc_policy: str = "count_only"  # count_only | daily_hash
     retention_anonymous_months: int = 25
     retention_member_months: int = 13
+    min_group_visitors: int = 5  # analyst views leave out groups seen by fewer distinct visitors
     # limits
     max_body_bytes: int = 64 * 1024
     max_batch_events: int = 100

@@ -59,6 +59,13 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "action": ("grant or withdraw", "action", "no"),
     "policy_version": ("privacy policy version the consent refers to", "version", "no"),
     "version": ("applied migration number", "migration", "no"),
+    # analyst views
+    "day": ("calendar day (UTC)", "day", "no"),
+    "pageviews": ("pageviews in the group", "count", "no"),
+    "visitors": ("distinct visitor pseudonyms in the group; groups below the threshold are left out", "count",
+                 "no"),
+    "searches": ("site searches in the group", "count", "no"),
+    "events": ("events in the group", "count", "no"),
     "applied_at": ("when the migration ran", "millisecond", "no"),
 }
 
@@ -67,6 +74,12 @@ TABLE_MEANING = {
     "member_events": "member plane: events after a verified, consented login, and authenticated pages",
     "consent_ledger": "every consent grant and withdrawal",
     "schema_migrations": "applied schema migrations",
+    "pages_daily": "view: pageviews, visitors and engagement per page and day",
+    "sources_daily": "view: traffic sources and campaigns per day",
+    "searches_daily": "view: site-search terms per day",
+    "locations_daily": "view: countries, regions, cities and networks per day",
+    "technology_daily": "view: browsers, operating systems, devices and platforms per day",
+    "events_daily": "view: events by name per day",
 }
 
 
@@ -74,12 +87,16 @@ def inventory(store) -> list[dict]:
     rows = store.query_rows(
         "SELECT table, name, type FROM system.columns WHERE database = currentDatabase() ORDER BY table, position"
     )
+    engines = dict(store.query_rows("SELECT name, engine FROM system.tables WHERE database = currentDatabase()"))
     out = []
     retention: dict[str, str] = {}
     for table, column, ctype in rows:
         if table not in retention:
             months = retention_months(store, table)
-            retention[table] = f"{months} months" if months else "until erased"
+            if engines.get(table) == "View":
+                retention[table] = "no data of its own (computed from events)"
+            else:
+                retention[table] = f"{months} months" if months else "until erased"
         meaning, grain, identifies = COLUMNS.get(column, ("UNDOCUMENTED", "?", "?"))
         out.append({"table": table, "table_meaning": TABLE_MEANING.get(table, "UNDOCUMENTED"), "column": column,
                     "type": ctype, "meaning": meaning, "granularity": grain, "retention": retention[table],

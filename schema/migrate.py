@@ -1,7 +1,8 @@
-"""Applies ``schema/migrations/NNNN_name.sql`` in order, once each, recorded in ``schema_migrations``.
+"""Applies ``schema/migrations/NNNN_name.sql`` in order, once each, recorded in ``schema_migrations``;
+then the repeatable ``R_name.sql`` files (views), at every run.
 
-Retention settings are substituted into the DDL; when they change later, ``apply`` brings the
-tables' TTL in line without rewriting existing parts.
+Settings are substituted into the DDL: retention months (when they change later, ``apply`` brings the
+tables' TTL in line without rewriting existing parts) and the analyst views' small-group threshold.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_REPEATABLE = re.compile(r"^R_[a-z0-9_]+\.sql$")
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,15 @@ def migrations(directory: Path = MIGRATIONS) -> list[Migration]:
     return out
 
 
+def repeatables(directory: Path = MIGRATIONS) -> list[Migration]:
+    return [Migration(0, p.stem, p.read_text()) for p in sorted(directory.iterdir()) if _REPEATABLE.match(p.name)]
+
+
 def _params(settings) -> dict[str, object]:
     return {
         "retention_anonymous_months": int(settings.retention_anonymous_months),
         "retention_member_months": int(settings.retention_member_months),
+        "min_group_visitors": max(1, int(settings.min_group_visitors)),
     }
 
 
@@ -59,6 +66,9 @@ def apply(store, settings) -> list[str]:
                       parameters={"v": mig.version, "n": mig.name})
         applied.append(mig.name)
     _align_ttl(store, params)
+    for rep in repeatables():
+        for stmt in rep.statements(params):
+            store.command(stmt)
     return applied
 
 
