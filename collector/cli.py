@@ -84,7 +84,7 @@ def _direct(settings, fn):
 def cmd_serve(args, settings) -> int:
     from collector.server import serve
 
-    return serve(settings)
+    return serve(settings_mod.require_sites(settings))
 
 
 def cmd_migrate(args, settings) -> int:

@@ -159,6 +159,13 @@ def load(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
     return validate(Settings(**typed))
 
 
+def require_sites(s: Settings) -> Settings:
+    """Serving needs sites; the other commands (query, keys, spool, …) do not."""
+    if not s.sites:
+        raise ConfigError("no sites configured: set COLLECTOR_SITES or [sites] in COLLECTOR_CONFIG")
+    return s
+
+
 def validate(s: Settings) -> Settings:
     for cidr in s.trusted_proxies:
         try:
@@ -186,8 +193,6 @@ def validate(s: Settings) -> Settings:
     for name, allowed in choices.items():
         if getattr(s, name) not in allowed:
             raise ConfigError(f"COLLECTOR_{name.upper()}: {getattr(s, name)!r} is not one of {', '.join(allowed)}")
-    if not s.sites:
-        raise ConfigError("no sites configured: set COLLECTOR_SITES or [sites] in COLLECTOR_CONFIG")
     if s.dsn.split(":", 1)[0] not in ("chdb", "http", "https"):
         raise ConfigError(f"COLLECTOR_CLICKHOUSE_DSN: scheme of {s.dsn!r} must be chdb, http or https")
     return s

@@ -19,7 +19,6 @@ def test_environment_and_file(tmp_path):
     ({"COLLECTOR_SITES": "a.org", "COLLECTOR_PORT": "eighty"}, "setting port"),
     ({"COLLECTOR_SITES": "a.org", "COLLECTOR_FSYNC": "never"}, "COLLECTOR_FSYNC"),
     ({"COLLECTOR_SITES": "a.org", "COLLECTOR_CLICKHOUSE_DSN": "mysql://x"}, "scheme"),
-    ({}, "no sites configured"),
 ])
 def test_unusable_configuration_is_refused_with_a_reason(env, message):
     with pytest.raises(S.ConfigError, match=message):
@@ -35,3 +34,18 @@ def test_client_ip_from_trusted_proxies_only():
     assert c.resolve("127.0.0.1", "garbage") == "127.0.0.1"
     assert c.resolve("127.0.0.1", "[2001:db8::1]:443") == "2001:db8::1"
     assert ClientIp(()).resolve("127.0.0.1", "203.0.113.9") == "127.0.0.1"
+
+
+def test_serving_needs_sites_but_other_commands_do_not(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    env = {"PATH": "/usr/bin:/bin", "COLLECTOR_DATA_DIR": str(tmp_path / "data"), "COLLECTOR_PORT": "1"}
+    serve = subprocess.run([sys.executable, "-m", "collector.cli", "serve"], env=env, cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert serve.returncode != 0 and "no sites configured" in serve.stderr + serve.stdout
+    keys = subprocess.run([sys.executable, "-m", "collector.cli", "keys", "status"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert keys.returncode == 0 and "visitor" in keys.stdout
