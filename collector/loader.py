@@ -152,6 +152,7 @@ class Loader:
         self._thread: threading.Thread | None = None
         self.backoff_s = 0.5
         self.oldest_unstored_ms = 0
+        self._waiting_for: int | None = None
         self._expired_at = 0.0
 
     # -- thread ------------------------------------------------------------------------------
@@ -196,9 +197,16 @@ class Loader:
             self.backoff_s = 0.5
             if not moved:
                 self._idle.set()
-                self._wake.wait(self.flush_interval_s)
+                self._wake.wait(self._idle_wait())
                 self._wake.clear()
                 self._idle.clear()
+
+    def _idle_wait(self) -> float:
+        """Sleep until the oldest waiting record is due (not a whole interval after seeing it early)."""
+        if self._waiting_for is not None:
+            left = self._waiting_for / 1000 + self.flush_interval_s - time.time()
+            return min(self.flush_interval_s, max(0.01, left))
+        return self.flush_interval_s
 
     def _probe(self) -> None:
         """With nothing to store, find out whether storage is back (readiness depends on it)."""
@@ -248,6 +256,7 @@ class Loader:
 
     def step(self) -> bool:
         """Store one batch. Returns whether anything moved."""
+        self._waiting_for = None  # spool time (ms) of a batch found but not yet due
         cp = self.cp
         if cp.pending:
             seg, start, end = cp.pending
@@ -273,6 +282,7 @@ class Loader:
                     self.oldest_unstored_ms = spooled_at(scan.records[0][1]) or self.oldest_unstored_ms
                 if scan.records and len(scan.records) < self.batch_size and not scan.more and live \
                         and not self._due():
+                    self._waiting_for = self.oldest_unstored_ms
                     return False
                 self.cp = Checkpoint(seg, start, (seg, start, end))
                 self.checkpoints.write(self.cp)
