@@ -70,7 +70,7 @@ async def forget(request: Request) -> Response:
         raise BadRequest("site and member_ref are required strings")
     svc = request.app.state.collector
     await asyncio.to_thread(svc.loader.flush_wait, 30)
-    removed = await _storage(erasure.forget, svc.store, svc.consent, svc.keys, site, ref)
+    removed = await _storage(erasure.forget, svc.store, svc.consent, svc.keys, site, ref, svc.loader.dead)
     return JSONResponse({"removed": removed})
 
 

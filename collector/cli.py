@@ -142,6 +142,7 @@ def cmd_token(args, settings) -> int:
 
 
 def cmd_forget(args, settings) -> int:
+    from collector.loader import DeadLetters
     from privacy import erasure
     from privacy.consent import ConsentState
     from privacy.keys import KeyStore
@@ -154,7 +155,8 @@ def cmd_forget(args, settings) -> int:
         data = Path(settings.data_dir)
         keys = KeyStore(data / "keys", settings.key_period_s, settings.key_destroy_after_s)
         consent = ConsentState(data / "consent.jsonl")
-        removed = _direct(settings, lambda st: erasure.forget(st, consent, keys, args.site, args.member_ref))
+        dead = DeadLetters(data / "deadletter", settings.dead_letter_days)
+        removed = _direct(settings, lambda st: erasure.forget(st, consent, keys, args.site, args.member_ref, dead))
     total = sum(removed.values())
     for place, n in removed.items():
         print(f"{place}: {n} removed")

@@ -76,6 +76,7 @@ class DeadLetters:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.days = days
         self._tokens: set[str] | None = None
+        self._lock = threading.Lock()  # the loader appends while an erasure may rewrite
 
     def _known(self) -> set[str]:
         if self._tokens is None:
@@ -89,8 +90,32 @@ class DeadLetters:
                             continue
         return self._tokens
 
+    def forget(self, site: str, member_id: str) -> int:
+        """Remove the dead-lettered rows of one member (erasure). Returns how many were removed."""
+        removed = 0
+        with self._lock:
+            for path in sorted(self.dir.glob("*.jsonl")):
+                keep, mine = [], 0
+                for line in path.read_bytes().splitlines():
+                    try:
+                        row = orjson.loads(line).get("row")
+                    except (orjson.JSONDecodeError, AttributeError):
+                        row = None
+                    if isinstance(row, dict) and row.get("site") == site and row.get("member_id") == member_id:
+                        mine += 1
+                    else:
+                        keep.append(line + b"\n")
+                if mine:
+                    replace_synced(path, b"".join(keep))
+                    removed += mine
+        return removed
+
     def write(self, rows: list[dict], reason: str, token: str = "") -> int:
         """Append the rows unless this token was dead-lettered before. Returns rows written."""
+        with self._lock:
+            return self._write(rows, reason, token)
+
+    def _write(self, rows: list[dict], reason: str, token: str) -> int:
         if token and token in self._known():
             return 0
         now = time.time()

@@ -1,4 +1,5 @@
-"""Erasure of one member: every member-plane and consent-ledger row of their pseudonym."""
+"""Erasure of one member: every member-plane, consent-ledger and dead-lettered row of their pseudonym,
+and their local consent records."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ def member_pseudonym(keys, site: str, member_ref: str) -> str:
     return mac(keys.member_key(), "member", site, member_ref)
 
 
-def forget(store, consent, keys, site: str, member_ref: str) -> dict[str, int]:
+def forget(store, consent, keys, site: str, member_ref: str, dead_letters=None) -> dict[str, int]:
     """Delete and report what was removed, per place. A second run reports zeros."""
     member_id = member_pseudonym(keys, site, member_ref)
     params = {"s": site, "m": member_id}
@@ -23,4 +24,6 @@ def forget(store, consent, keys, site: str, member_ref: str) -> dict[str, int]:
             store.command(f"ALTER TABLE {table} DELETE WHERE {where} SETTINGS mutations_sync = 2", parameters=params)
         removed[table] = int(n)
     removed["consent_state"] = consent.forget(site, member_id)
+    if dead_letters is not None:
+        removed["dead_letters"] = dead_letters.forget(site, member_id)
     return removed

@@ -49,10 +49,22 @@ def test_forget_removes_everything_for_the_member_and_is_idempotent(proc):
     link_and_consent(proc, REF)
     link_and_consent(proc, OTHER)
     proc.flush()
+    # a row of each member that ClickHouse had rejected, in the dead letters
+    from privacy.erasure import member_pseudonym
+    from privacy.keys import KeyStore
+
+    keys = KeyStore(proc.settings.data_dir / "keys")
+    dead = proc.settings.data_dir / "deadletter" / "20260101.jsonl"
+    dead.parent.mkdir(exist_ok=True)
+    dead.write_bytes(b"".join(json.dumps({"reason": "rejected", "token": f"t{i}", "row": {
+        "site": "example.org", "member_id": member_pseudonym(keys, "example.org", ref)}}).encode() + b"\n"
+        for i, ref in enumerate((REF, OTHER))))
     assert len(proc.query("SELECT * FROM member_events")) == 4
     first = cli(proc.env, "forget", "--site", "example.org", "--member-ref", REF)
     assert first.returncode == 0, first.stderr
     assert "member_events: 2 removed" in first.stdout and "consent_ledger: 1 removed" in first.stdout
+    assert "dead_letters: 1 removed" in first.stdout
+    assert len(dead.read_bytes().splitlines()) == 1  # the other member's row stays
     assert REF not in first.stdout + first.stderr
     remaining = proc.query("SELECT member_id FROM member_events")
     assert len(remaining) == 2 and len({r["member_id"] for r in remaining}) == 1
