@@ -16,11 +16,15 @@ from collector.files import append_synced, replace_synced
 ACTIONS = ("grant", "withdraw")
 
 
+ERASED = "erased"  # marker left by an erasure: tokens issued before it never link again
+
+
 class ConsentState:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._lock = threading.Lock()
         self._withdrawn: dict[tuple[str, str, str], int] = {}
+        self._erased: dict[tuple[str, str], int] = {}
         self._load()
 
     def _load(self) -> None:
@@ -35,6 +39,10 @@ class ConsentState:
                 continue  # a torn last line from a crash
 
     def _apply(self, rec: dict) -> None:
+        if rec["action"] == ERASED:
+            key2 = (rec["site"], rec["member_id"])
+            self._erased[key2] = max(self._erased.get(key2, 0), int(rec["ts_ms"]))
+            return
         key = (rec["site"], rec["member_id"], rec["purpose"])
         if rec["action"] == "withdraw":
             self._withdrawn[key] = max(self._withdrawn.get(key, 0), int(rec["ts_ms"]))
@@ -47,25 +55,32 @@ class ConsentState:
             self._apply(rec)
 
     def withdrawn_at(self, site: str, member_id: str, purpose: str) -> int:
-        return self._withdrawn.get((site, member_id, purpose), 0)
+        """When consent for the purpose was last withdrawn (ms), or the member erased; 0 if never."""
+        return max(self._withdrawn.get((site, member_id, purpose), 0), self._erased.get((site, member_id), 0))
 
-    def forget(self, site: str, member_id: str) -> int:
-        """Remove every local record of the member; returns how many were removed."""
+    def forget(self, site: str, member_id: str, now_ms: int) -> int:
+        """Remove every grant and withdrawal of the member; returns how many were removed. What stays is
+        one erasure marker (the pseudonym and a time, no consent data), so that identity tokens issued
+        before the erasure never link again; a repeated erasure finds nothing more to remove."""
         with self._lock:
             try:
                 lines = self.path.read_text().splitlines()
             except FileNotFoundError:
-                return 0
+                lines = []
             keep, removed = [], 0
             for line in lines:
                 try:
                     rec = json.loads(line)
-                    if rec["site"] == site and rec["member_id"] == member_id:
+                    if rec["site"] == site and rec["member_id"] == member_id and rec["action"] != ERASED:
                         removed += 1
                         continue
                 except (ValueError, KeyError, TypeError):
                     continue
                 keep.append(line)
+            if (site, member_id) not in self._erased:
+                marker = {"site": site, "member_id": member_id, "purpose": "*", "action": ERASED, "ts_ms": now_ms}
+                keep.append(json.dumps(marker))
+                self._apply(marker)
             replace_synced(self.path, "".join(x + "\n" for x in keep).encode())
             for key in [k for k in self._withdrawn if k[0] == site and k[1] == member_id]:
                 del self._withdrawn[key]

@@ -3,6 +3,8 @@ and their local consent records."""
 
 from __future__ import annotations
 
+import time
+
 from privacy.keys import mac
 
 TABLES = ("member_events", "consent_ledger")
@@ -23,7 +25,7 @@ def forget(store, consent, keys, site: str, member_ref: str, dead_letters=None) 
         if n:
             store.command(f"ALTER TABLE {table} DELETE WHERE {where} SETTINGS mutations_sync = 2", parameters=params)
         removed[table] = int(n)
-    removed["consent_state"] = consent.forget(site, member_id)
+    removed["consent_state"] = consent.forget(site, member_id, int(time.time() * 1000))
     if dead_letters is not None:
         removed["dead_letters"] = dead_letters.forget(site, member_id)
     return removed

@@ -93,3 +93,30 @@ def test_privacy_doc_lists_every_stored_column(proc):
     live = proc.query("SELECT DISTINCT name FROM system.columns WHERE database = currentDatabase()")
     missing = [r["name"] for r in live if not re.search(rf"`{re.escape(r['name'])}`", doc)]
     assert not missing, f"docs/privacy.md does not describe: {missing}"
+
+
+def test_tokens_issued_before_an_erasure_never_link_again(proc):
+    import time
+
+    ref = "MBR0000333"
+    old = mint(SECRET, "example.org", ref, ["analytics_linking"], 600, now=time.time() - 5)
+
+    def send(token):
+        body = {"n": "pageview", "u": "https://example.org/after", "d": "example.org", "identity": token}
+        assert httpx.post(proc.url + "/api/event", content=json.dumps(body),
+                          headers={"Content-Type": "text/plain", "User-Agent": CHROME_UA}).status_code == 202
+        proc.flush()
+
+    from privacy.erasure import member_pseudonym
+    from privacy.keys import KeyStore
+
+    member = member_pseudonym(KeyStore(proc.settings.data_dir / "keys"), "example.org", ref)
+    linked = f"SELECT count() AS n FROM member_events WHERE member_id = '{member}'"
+    send(old)
+    assert proc.query(linked)[0]["n"] == 1
+    assert cli(proc.env, "forget", "--site", "example.org", "--member-ref", ref).returncode == 0
+    send(old)
+    assert proc.query(linked)[0]["n"] == 0
+    time.sleep(1.1)
+    send(mint(SECRET, "example.org", ref, ["analytics_linking"], 600))  # a new login after the erasure
+    assert proc.query(linked)[0]["n"] == 1
