@@ -23,7 +23,7 @@ from collector.loader import Loader
 from collector.metrics import Metrics, counter, gauge
 from collector.settings import Settings, Site
 from collector.spool import Spool, SpoolFull
-from collector.store import Store
+from collector.store import Store, describe
 from pipeline import Event, build_pipeline
 from privacy.consent import ConsentState
 from privacy.keys import KeyStore
@@ -104,11 +104,10 @@ class Collector:
 
     async def start(self) -> None:
         try:
-            applied = await asyncio.to_thread(self.migrate)
-            if applied:
-                log.info("applied migrations: %s", ", ".join(applied))
+            await asyncio.to_thread(self._ensure_migrated)
         except Exception as exc:  # noqa: BLE001 - storage may be down at start; the spool still accepts
-            log.warning("storage not reachable at startup, accepting into the spool: %s", exc)
+            log.warning("storage not reachable at startup, accepting into the spool: %s",
+                        describe(exc, self.settings.dsn))
             self.loader.healthy = False
         self.loader.start()
         self._sync_kick = asyncio.Event()
