@@ -1,9 +1,10 @@
-"""Every ingestion failure, and the one place that maps each to an HTTP status."""
+"""Every failure the product reports, each with its HTTP status: the one place statuses are decided.
+
+``collector.http.errors`` renders them; everything below the HTTP layer raises them without knowing
+about HTTP.
+"""
 
 from __future__ import annotations
-
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 
 class CollectorError(Exception):
@@ -26,10 +27,6 @@ class Unauthorized(CollectorError):
 
 class Forbidden(CollectorError):
     status, code = 403, "forbidden"
-
-
-class NotFound(CollectorError):
-    status, code = 404, "not_found"
 
 
 class RequestTimeout(CollectorError):
@@ -58,22 +55,26 @@ class Unavailable(CollectorError):
     status, code = 503, "unavailable"
 
 
+# kinds of storage failure
+PERMANENT = "permanent"  # the statement or the data is unacceptable: retrying cannot help
+TRANSIENT = "transient"  # storage unreachable, erroring or slow: retry later
+BUSY = "busy"  # the embedded data path is held by another process
+
+
 class StorageError(CollectorError):
-    """ClickHouse could not be reached or refused a statement."""
+    """ClickHouse could not be reached or refused a statement. Raised only by ``collector.storage``,
+    which translates the driver's errors once; ``message`` never holds a password."""
 
-    status, code = 503, "storage_unavailable"
+    code = "storage_unavailable"
 
+    def __init__(self, message: str, kind: str = TRANSIENT, *, retry_after: int | None = None):
+        super().__init__(message, retry_after=retry_after if retry_after is not None or kind == PERMANENT else 5)
+        self.kind = kind
 
-def error_response(exc: CollectorError) -> Response:
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status, headers=headers)
+    @property
+    def status(self) -> int:  # type: ignore[override]
+        return 400 if self.kind == PERMANENT else 503
 
-
-async def handle_collector_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, CollectorError)
-    return error_response(exc)
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    # Nothing from the request is echoed: only the class of the failure.
-    return JSONResponse({"error": "internal", "message": type(exc).__name__}, status_code=500)
+    @property
+    def permanent(self) -> bool:
+        return self.kind == PERMANENT

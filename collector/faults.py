@@ -10,7 +10,8 @@
   the process immediately after its next insert, before the checkpoint records it: the crash window
   the deduplication tokens exist for. Test-only.
 
-Both wrap the real parts; nothing else in the delivery path knows about them.
+Each is a part handed to the collector in place of the real one (a store that wraps the real store,
+a ``FileIO`` for the spool, a loader hook); nothing in the delivery path knows about them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from collector.errors import StorageError
+from collector.delivery.fileio import FileIO
+from collector.errors import TRANSIENT, StorageError
 
 log = logging.getLogger("collector.faults")
 CRASH_EXIT_CODE = 86
@@ -42,12 +44,12 @@ class FailingStore:
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], token: str) -> None:
         if self._failing():
-            raise StorageError(f"storage fault drill: inserts fail while {self.flag} exists", retry_after=5)
+            raise StorageError(f"storage fault drill: inserts fail while {self.flag} exists", TRANSIENT)
         self._store.insert(table, rows, columns, token)
 
     def insert_json(self, table: str, data: bytes, token: str) -> None:
         if self._failing():
-            raise StorageError(f"storage fault drill: inserts fail while {self.flag} exists", retry_after=5)
+            raise StorageError(f"storage fault drill: inserts fail while {self.flag} exists", TRANSIENT)
         self._store.insert_json(table, data, token)
 
     def healthy(self) -> bool:
@@ -67,24 +69,24 @@ def crash_after_insert(flag: str | Path):
     return hook
 
 
-def disk_full_write(write, flag: str | Path):
-    """Wraps the spool's write call: while ``flag`` exists, half the bytes land, then ENOSPC."""
-    path = Path(flag)
+class DiskFullIO(FileIO):
+    """Spool file I/O on a disk that fills while ``flag`` exists: half the bytes land, then ENOSPC."""
 
-    def faulty(fd: int, data: bytes) -> int:
-        if path.exists():
-            write(fd, bytes(data)[: len(data) // 2])
+    def __init__(self, flag: str | Path):
+        self.flag = Path(flag)
+
+    def write(self, fd: int, data: bytes) -> int:
+        if self.flag.exists():
+            os.write(fd, bytes(data)[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device (fault drill)")
-        return write(fd, data)
-
-    return faulty
+        return os.write(fd, data)
 
 
-def wrap_spool(spool, settings):
+def spool_io(settings) -> FileIO:
     if settings.fault_spool_full_file:
         log.warning("fault drill enabled: spool writes fail while %s exists", settings.fault_spool_full_file)
-        spool.write = disk_full_write(spool.write, settings.fault_spool_full_file)
-    return spool
+        return DiskFullIO(settings.fault_spool_full_file)
+    return FileIO()
 
 
 def wrap_store(store, settings):

@@ -30,7 +30,7 @@ def create_app() -> Starlette:
 
 
 def main(port: int) -> None:
-    # the same keyword arguments as collector.server.serve()
+    # the same keyword arguments as collector.http.server.serve()
     config = uvicorn.Config(
         create_app(), host="127.0.0.1", port=port, loop="uvloop", http="httptools", lifespan="on",
         log_config=None, access_log=False, server_header=False, date_header=False,

@@ -43,7 +43,7 @@ def databases(directory: Path, ips: list[str]) -> tuple[str, str]:
     asn = write_asn_db(directory / "asn.mmdb", ips)
     city = city_db()
     if city is None:
-        from tests.support import GEO, write_mmdb
+        from collector.testing import GEO, write_mmdb
 
         city = write_mmdb(directory / "city.mmdb", GEO, "GeoLite2-City")
     return str(city), str(asn)

@@ -31,10 +31,10 @@ def _fill(svc, site, mix_requests, n_rows: int) -> None:
             import orjson
 
             payloads = orjson.loads(body)
-            from collector.decode import normalize
+            from collector.http.decode import normalize
 
             batch = [normalize(p, svc.settings) for p in payloads]
-            done += await svc.ingest(site, batch, ip, ua, False)
+            done += await svc.ingest([(site, batch)], ip, ua, False)
             if done >= n_rows:
                 return
 
@@ -47,7 +47,7 @@ def measure(n_rows: int = 50_000, batch_size: int = 5000, rounds: int = 2) -> di
     from collector.service import Collector
     from collector.settings import Settings, Site, validate
     from loadtests import geodata, traffic
-    from schema.columns import TABLES
+    from collector.storage.columns import TABLES
 
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as d:
         tmp = Path(d)
@@ -56,7 +56,7 @@ def measure(n_rows: int = 50_000, batch_size: int = 5000, rounds: int = 2) -> di
         settings = validate(Settings(data_dir=tmp / "data", sites=(Site(traffic.SITE, secret="bench-secret"),),
                                      geoip_city_db=city, geoip_asn_db=asn, batch_size=batch_size,
                                      flush_interval_ms=0))
-        svc = Collector(settings)
+        svc = Collector.from_settings(settings)
         svc.migrate()
         site = settings.site(traffic.SITE)
         store = svc.store

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import CollectorProcess, free_port
+from collector.testing import CollectorProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,7 +133,7 @@ def collector(workdir: Path, city_db: str, asn_db: str, **overrides) -> Collecto
 
     settings = validate(Settings(**{
         "data_dir": Path(workdir) / "data", "sites": (Site(SITE, secret="bench-secret"),),
-        "geoip_city_db": city_db, "geoip_asn_db": asn_db, "admin_token": "bench-admin-token",
+        "geoip_city_db": city_db, "geoip_asn_db": asn_db, "admin_token": "bench-admin-token-0123456789abcdef",
         "fsync": "interval", "fsync_interval_ms": 200, "flush_interval_ms": 1000, "batch_size": 5000,
         "rate_per_ip": 1e9, "rate_burst": 1_000_000_000, "rate_global": 1e9, "log_level": "warning",
         **overrides,

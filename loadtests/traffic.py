@@ -104,7 +104,7 @@ def page_url(rnd: random.Random) -> str:
     return f"https://{SITE}{path}" + (f"?{query}" if query else "")
 
 
-def payload(rnd: random.Random, seq: int | None = None) -> dict:
+def payload(rnd: random.Random, seq: int | None = None, now: int | None = None) -> dict:
     """One beacon body as the tracker sends it (short keys)."""
     p: dict = {"n": "pageview", "u": page_url(rnd), "d": SITE}
     ref = rnd.choice(REFERRERS)
@@ -119,7 +119,7 @@ def payload(rnd: random.Random, seq: int | None = None) -> dict:
         p["link"] = "https://partner.example.com/enroll?id=7"
         p["text"] = "Enroll now"
     if rnd.random() < 0.7:
-        p["cid"] = f"{base36(int(time.time()) - rnd.randint(0, 3600))}.{rnd.getrandbits(64):016x}"
+        p["cid"] = f"{base36((int(time.time()) if now is None else now) - rnd.randint(0, 3600))}.{rnd.getrandbits(64):016x}"
     if rnd.random() < 0.1:
         p["p"] = {"plan": rnd.choice(("gold", "silver", "bronze")), "step": str(rnd.randint(1, 5))}
     if seq is not None:
@@ -160,6 +160,7 @@ class Mix:
         self.uas = user_agents(distinct_uas)
         self.ips = public_ips(distinct_ips)
         self.rnd = random.Random(seed)
+        self.now = int(time.time())  # client ids are made relative to one instant: a mix is reproducible
 
     def requests(self, count: int, events_per_request: int = 1) -> Iterator[tuple[bytes, str, str]]:
         """(body, user_agent, client_ip) for ``count`` requests."""
@@ -168,12 +169,12 @@ class Mix:
             ua = self.uas[ua_idx[i]]
             ip = self.rnd.choice(self.ips)
             if events_per_request == 1:
-                body = orjson.dumps(payload(self.rnd))
+                body = orjson.dumps(payload(self.rnd, now=self.now))
             else:
-                body = orjson.dumps([payload(self.rnd) for _ in range(events_per_request)])
+                body = orjson.dumps([payload(self.rnd, now=self.now) for _ in range(events_per_request)])
             yield body, ua, ip
 
     def events(self, count: int) -> list[tuple[dict, str, str]]:
         """(payload, user_agent, client_ip) per event, for in-process measurements."""
         ua_idx = zipf_indices(len(self.uas), count, seed=self.rnd.randint(0, 1 << 30))
-        return [(payload(self.rnd), self.uas[ua_idx[i]], self.rnd.choice(self.ips)) for i in range(count)]
+        return [(payload(self.rnd, now=self.now), self.uas[ua_idx[i]], self.rnd.choice(self.ips)) for i in range(count)]

@@ -20,7 +20,7 @@ def _mean_us(fn, items) -> float:
 
 
 def run(n_miss: int = 2000, n_baseline: int = 300, hit_rounds: int = 20) -> dict:
-    from pipeline.useragent import UserAgentParser
+    from collector.pipeline.useragent import UserAgentParser
 
     uas = traffic.user_agents(n_miss + n_baseline + 1, seed=23)
     ours_miss_set, baseline_set = uas[:n_miss], uas[n_miss:]

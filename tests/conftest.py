@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from collector.app import create_app
-from tests.support import ASN, GEO, make_settings, write_mmdb
+from collector.http.app import create_app
+from collector.testing import ASN, GEO, make_settings, write_mmdb
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from collector.settings import Site
-from tests.support import CHROME_UA, SECRET, CollectorProcess, make_settings
+from collector.testing import CHROME_UA, SECRET, CollectorProcess, make_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CHROMIUM = "/usr/bin/chromium"

@@ -8,7 +8,7 @@ import time
 import httpx
 
 from tests.e2e.conftest import wait_rows
-from tests.support import CHROME_UA
+from collector.testing import CHROME_UA
 
 
 def test_page_using_plausibles_tracker_is_stored(browser, pages, collector):

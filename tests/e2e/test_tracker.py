@@ -13,9 +13,9 @@ from selenium.webdriver.common.actions.mouse_button import MouseButton
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from privacy.tokens import LINKING, mint
+from collector.privacy.tokens import LINKING, mint
 from tests.e2e.conftest import settled_rows, wait_rows
-from tests.support import SECRET
+from collector.testing import SECRET
 
 BUDGET = 2048
 

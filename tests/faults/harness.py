@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.spool import scan
-from tests.support import CHROME_UA, CollectorProcess, make_settings
+from collector.delivery.spool import scan
+from collector.testing import CHROME_UA, CollectorProcess, make_settings
 
 BATCH = 10
 

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 from tests.faults.harness import Ledger, fault_settings, send_until
-from tests.support import ROOT, CollectorProcess
+from collector.testing import ROOT, CollectorProcess
 
 
 def cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "collector.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
 

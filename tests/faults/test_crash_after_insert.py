@@ -7,11 +7,11 @@ import json
 import httpx
 
 from collector.faults import CRASH_EXIT_CODE
-from collector.spool import scan
-from collector.store import Store
+from collector.delivery.spool import scan
+from collector.storage.store import Store
 from tests.faults.harness import (Ledger, assert_exactly_once, assert_quiescent_conservation, fault_settings,
                                   send_batch, wait_for)
-from tests.support import CollectorProcess
+from collector.testing import CollectorProcess
 
 
 def test_batch_replayed_after_crash_is_deduplicated(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from tests.faults.harness import (Ledger, Load, assert_exactly_once, assert_quiescent_conservation,
                                   assert_segments_clean, body, fault_settings, metrics, send_until, wait_for)
-from tests.support import CHROME_UA, CollectorProcess
+from collector.testing import CHROME_UA, CollectorProcess
 
 
 @pytest.fixture

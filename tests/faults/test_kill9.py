@@ -6,7 +6,7 @@ import random
 import time
 
 from tests.faults.harness import Ledger, Load, assert_exactly_once, assert_quiescent_conservation, fault_settings
-from tests.support import CollectorProcess
+from collector.testing import CollectorProcess
 
 ROUNDS = 10
 

@@ -11,7 +11,7 @@ import time
 import httpx
 
 from tests.faults.harness import Ledger, Load, assert_exactly_once, assert_quiescent_conservation, fault_settings
-from tests.support import CollectorProcess
+from collector.testing import CollectorProcess
 
 
 def test_sigterm_under_load(tmp_path):

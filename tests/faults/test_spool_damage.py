@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import orjson
 
-from collector.spool import HEADER, frame, scan
+from collector.delivery.spool import HEADER, frame, scan
 from tests.faults.harness import (Ledger, assert_exactly_once, assert_quiescent_conservation, fault_settings,
                                   metrics, send_until)
-from tests.support import CollectorProcess
+from collector.testing import CollectorProcess
 
 
 def test_torn_tail_and_flipped_checksum_after_restart(tmp_path):

@@ -7,7 +7,7 @@ import httpx
 
 from tests.faults.harness import (Ledger, Load, assert_exactly_once, assert_quiescent_conservation, conservation,
                                   fault_settings, metrics, send_until, wait_for)
-from tests.support import CollectorProcess, free_port
+from collector.testing import CollectorProcess, free_port
 
 QUOTA = 256 * 1024
 

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from collector.decode import decode_events, normalize
+from collector.http.decode import decode_events, normalize
 from collector.errors import CollectorError
-from pipeline import Event, build_pipeline
-from privacy.consent import ConsentState
-from privacy.keys import KeyStore
-from tests.support import make_settings
+from collector.pipeline import Event, build_pipeline
+from collector.privacy.consent import ConsentState
+from collector.privacy.keys import KeyStore
+from collector.testing import make_settings
 
 
 class Harness:
@@ -36,9 +36,11 @@ class Harness:
         except CollectorError as exc:
             return exc.status
         now = int(time.time() * 1000)
+        events = []
         for p in payloads:
             site = self.settings.site(p["domain"])
             if site is None:
                 return 422
-            self.pipeline.run(Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now, gpc=mode == 2))
+            events.append(Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now, gpc=mode == 2))
+        self.pipeline.run(events)
         return 202

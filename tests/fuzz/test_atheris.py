@@ -8,7 +8,7 @@ import sys
 
 from tests.fuzz.budget import SCALE
 from tests.fuzz.fuzz_decoder import SEEDS, write_seeds
-from tests.support import ROOT
+from collector.testing import ROOT
 
 SECONDS = 12 * SCALE
 

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fuzz.budget import examples
-from tests.support import CollectorProcess, make_settings
+from collector.testing import CollectorProcess, make_settings
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]

@@ -9,7 +9,7 @@ from loadtests import enrichment, report, traffic, useragent, wrk
 
 
 def test_letters_round_trip_and_survive_the_scrubber():
-    from privacy.scrub import Scrubber
+    from collector.privacy.scrub import Scrubber
 
     for n in (0, 1, 25, 26, 675, 123456):
         s = traffic.letters(n)
@@ -18,7 +18,7 @@ def test_letters_round_trip_and_survive_the_scrubber():
 
 
 def test_mix_is_deterministic_and_valid_for_the_decoder():
-    from collector.decode import decode_events
+    from collector.http.decode import decode_events
     from collector.settings import Settings, Site
 
     a = list(traffic.Mix(seed=4).requests(20, 3))

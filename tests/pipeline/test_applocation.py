@@ -1,9 +1,9 @@
 import pytest
 
 from collector.settings import Site
-from pipeline.applocation import AppLocationStep, coarsen
-from pipeline.event import Event
-from tests.support import make_settings
+from collector.pipeline.applocation import AppLocationStep, coarsen
+from collector.pipeline.event import Event
+from collector.testing import make_settings
 
 
 @pytest.mark.parametrize(("country", "region", "stored"), [

@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from pipeline.geo import GeoStep
-from pipeline.isp import IspStep, truncate_ip
-from tests.support import make_settings
+from collector.pipeline.geo import GeoStep
+from collector.pipeline.isp import IspStep, truncate_ip
+from collector.testing import make_settings
 
 
 def test_region_precision_by_default(tmp_path, geo_dbs):
@@ -38,7 +38,7 @@ def test_real_dbip_city_lite_database(tmp_path):
 
 def test_asn_and_prefix(tmp_path, geo_dbs):
     _, asn = geo_dbs
-    from pipeline.event import Event
+    from collector.pipeline.event import Event
 
     step = IspStep(make_settings(tmp_path, geoip_asn_db=str(asn), ip_prefix="16"))
     ev = Event(site=None, payload={}, ip="2.125.160.216", user_agent="", received_ms=0)

@@ -1,6 +1,6 @@
 from collector.settings import Site
-from pipeline.event import Event
-from pipeline.gpc import GpcStep
+from collector.pipeline.event import Event
+from collector.pipeline.gpc import GpcStep
 
 
 def _event(payload, gpc=False):

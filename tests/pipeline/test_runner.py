@@ -1,5 +1,5 @@
-from pipeline.event import Dropped, Event
-from pipeline.runner import Pipeline
+from collector.pipeline.event import Dropped, Event
+from collector.pipeline.runner import Pipeline
 
 
 class Upper:
@@ -27,7 +27,8 @@ def event(x):
 
 def test_steps_run_in_order_are_timed_and_drops_counted():
     p = Pipeline([DropEmpty(), Upper()])
-    assert p.run(event("a")).row == {"x": "A"}
-    assert p.run(event("")) is None
-    assert p.dropped == {"empty": 1}
+    out = p.run([event("a"), event(""), event("b")])
+    assert [ev.row for ev in out.events] == [{"x": "A"}, {"x": "B"}]
+    assert out.dropped == {"empty": 1}
+    assert p.run([event("c")]).dropped == {}  # each run's outcome is its own: nothing shared between calls
     assert set(p.step_ns) == {"drop_empty", "upper"} and p.names == ["drop_empty", "upper"]

@@ -1,10 +1,10 @@
 from collector.settings import Site
-from pipeline.bots import is_bot
-from pipeline.event import Event
-from pipeline.referrer import ReferrerStep, source_for
-from pipeline.sitesearch import SiteSearchStep
-from pipeline.url import UrlStep
-from pipeline.utm import UtmStep
+from collector.pipeline.bots import is_bot
+from collector.pipeline.event import Event
+from collector.pipeline.referrer import ReferrerStep, source_for
+from collector.pipeline.sitesearch import SiteSearchStep
+from collector.pipeline.url import UrlStep
+from collector.pipeline.utm import UtmStep
 
 SITE = Site("example.org", search_params=("q", "s"))
 

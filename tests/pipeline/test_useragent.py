@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.useragent import UserAgentParser
-from tests.support import CHROME_UA, IPHONE_UA
+from collector.pipeline.useragent import UserAgentParser
+from collector.testing import CHROME_UA, IPHONE_UA
 
 IPAD = ("Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 "
         "Mobile/15E148 Safari/604.1")

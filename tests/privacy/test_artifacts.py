@@ -6,8 +6,8 @@ import os
 
 import httpx
 
-from privacy.tokens import mint
-from tests.support import SECRET, CollectorProcess, make_settings
+from collector.privacy.tokens import mint
+from collector.testing import SECRET, CollectorProcess, make_settings
 
 IP = "81.2.69.142"
 COOKIE = "SECRETCOOKIEVALUE9931"

@@ -1,12 +1,12 @@
 import subprocess
 import sys
 
-from privacy.tokens import verify
-from tests.support import ROOT, SECRET, env_for, free_port, make_settings
+from collector.privacy.tokens import verify
+from collector.testing import ROOT, SECRET, env_for, free_port, make_settings
 
 
 def cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "collector.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
 
 

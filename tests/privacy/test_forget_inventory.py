@@ -11,14 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from privacy.tokens import mint
-from tests.support import CHROME_UA, ROOT, SECRET, CollectorProcess, make_settings
+from collector.privacy.tokens import mint
+from collector.testing import CHROME_UA, ROOT, SECRET, CollectorProcess, make_settings
 
 REF, OTHER = "MBR0000111", "MBR0000222"
 
 
 def cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "collector.cli", *args], env=env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -50,8 +50,8 @@ def test_forget_removes_everything_for_the_member_and_is_idempotent(proc):
     link_and_consent(proc, OTHER)
     proc.flush()
     # a row of each member that ClickHouse had rejected, in the dead letters
-    from privacy.erasure import member_pseudonym
-    from privacy.keys import KeyStore
+    from collector.privacy.erasure import member_pseudonym
+    from collector.privacy.keys import KeyStore
 
     keys = KeyStore(proc.settings.data_dir / "keys")
     dead = proc.settings.data_dir / "deadletter" / "20260101.jsonl"
@@ -107,8 +107,8 @@ def test_tokens_issued_before_an_erasure_never_link_again(proc):
                           headers={"Content-Type": "text/plain", "User-Agent": CHROME_UA}).status_code == 202
         proc.flush()
 
-    from privacy.erasure import member_pseudonym
-    from privacy.keys import KeyStore
+    from collector.privacy.erasure import member_pseudonym
+    from collector.privacy.keys import KeyStore
 
     member = member_pseudonym(KeyStore(proc.settings.data_dir / "keys"), "example.org", ref)
     linked = f"SELECT count() AS n FROM member_events WHERE member_id = '{member}'"

@@ -1,7 +1,7 @@
 import os
 import stat
 
-from privacy.keys import KeyStore, mac
+from collector.privacy.keys import KeyStore, mac
 
 
 class Clock:

@@ -5,9 +5,9 @@ import hmac
 import json
 import time
 
-from privacy.tokens import mint
+from collector.privacy.tokens import mint
 from tests.conftest import flush, rows
-from tests.support import CHROME_UA, SECRET
+from collector.testing import CHROME_UA, SECRET
 
 HEADERS = {"Content-Type": "text/plain", "User-Agent": CHROME_UA}
 CID = "abcdefg.RandomClientId1234"

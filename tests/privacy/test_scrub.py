@@ -5,7 +5,7 @@ import string
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from privacy.scrub import Scrubber, luhn_ok
+from collector.privacy.scrub import Scrubber, luhn_ok
 
 TEXT = st.text(alphabet=string.ascii_letters + " ,;:!?()[]'\"", max_size=30)
 
@@ -80,10 +80,10 @@ def test_no_pii_in_any_stored_field(tmp_path_factory, value):
 
     import orjson
 
-    from pipeline import Event, build_pipeline
-    from privacy.consent import ConsentState
-    from privacy.keys import KeyStore
-    from tests.support import CHROME_UA, make_settings
+    from collector.pipeline import Event, build_pipeline
+    from collector.privacy.consent import ConsentState
+    from collector.privacy.keys import KeyStore
+    from collector.testing import CHROME_UA, make_settings
 
     d = tmp_path_factory.mktemp("scrub")
     s = make_settings(d)
@@ -95,6 +95,6 @@ def test_no_pii_in_any_stored_field(tmp_path_factory, value):
         "text": f"Contact {value}", "link": f"https://out.example.net/{quote(value)}?x={quote(value)}",
         "props": {"note": f"about {value}", value[:60]: "key"},
     }
-    ev = pipe.run(Event(site=s.sites[0], payload=payload, ip="81.2.69.1", user_agent=CHROME_UA, received_ms=0))
+    ev = pipe.apply(Event(site=s.sites[0], payload=payload, ip="81.2.69.1", user_agent=CHROME_UA, received_ms=0))
     stored = orjson.dumps(ev.row).decode()
     assert not survives(value, stored), (value, stored)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from privacy.tokens import TokenRefused, mint, verify
+from collector.privacy.tokens import TokenRefused, mint, verify
 
 S = "site-secret"
 

@@ -1,0 +1,88 @@
+"""The composition root: every start-up I/O (directories, keys, consent state, spool recovery,
+credentials) happens here, and the finished parts are handed to the ``Collector``.
+
+Tests build a collector from parts of their own (an in-memory store, a failing file I/O) with
+``assemble(settings, store=..., io=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from collector import credentials, faults
+from collector.counts import Counts
+from collector.delivery import record, sync
+from collector.delivery.checkpoint import CheckpointFile
+from collector.delivery.deadletters import DeadLetters
+from collector.delivery.fileio import FileIO
+from collector.delivery.loader import Loader
+from collector.delivery.spool import Recovery, Spool
+from collector.metrics import Metrics
+from collector.paths import DataDir
+from collector.pipeline import Pipeline, build_pipeline
+from collector.privacy.consent import ConsentState
+from collector.privacy.keys import KeyStore
+from collector.settings import Settings
+from collector.storage.store import Store
+
+log = logging.getLogger("collector")
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    data: DataDir
+    counts: Counts
+    metrics: Metrics
+    keys: KeyStore
+    consent: ConsentState
+    pipeline: Pipeline
+    store: object
+    spool: Spool
+    recovery: Recovery
+    loader: Loader
+    sync: sync.IntervalSync
+    admin_token: str
+
+
+def keystore(settings: Settings, data: DataDir) -> KeyStore:
+    return KeyStore(data.keys, settings.key_period_s, settings.key_destroy_after_s)
+
+
+def store_for(settings: Settings) -> Store:
+    return Store(settings.dsn, settings.database)
+
+
+def spool_for(settings: Settings, data: DataDir, io: FileIO | None = None) -> Spool:
+    return Spool(data.spool, settings.segment_bytes, settings.spool_quota_bytes, io)
+
+
+def loader_for(settings: Settings, data: DataDir, spool: Spool, store, counts: Counts, **hooks) -> Loader:
+    return Loader(spool, store, CheckpointFile(data.checkpoint), DeadLetters(data.dead_letters, settings.dead_letter_days),
+                  counts, settings.batch_size, settings.flush_interval_ms / 1000, **hooks)
+
+
+def assemble(settings: Settings, store=None, io: FileIO | None = None) -> Parts:
+    data = DataDir.of(settings).ensure()
+    counts = Counts()
+    metrics = Metrics(counts)
+    keys = keystore(settings, data)
+    keys.maintain()
+    consent = ConsentState(data.consent)
+    pipeline = build_pipeline(settings, keys, consent)
+    store = faults.wrap_store(store or store_for(settings), settings)
+    spool = spool_for(settings, data, io or faults.spool_io(settings))
+    loader = loader_for(settings, data, spool, store, counts, after_insert=faults.after_insert_hook(settings),
+                        on_batch=metrics.observe_batch)
+    rec = spool.recover(loader.cp.seg, loader.cp.offset)
+    loader.oldest_unstored_ms = record.spooled_at(rec.first) if rec.first else 0
+    if rec.damaged_ranges or rec.torn_tails:
+        log.warning("spool recovery: quarantined %d damaged range(s) (~%d records) and %d torn tail(s) "
+                    "(~%d records): %s", rec.damaged_ranges, rec.damaged_records, rec.torn_tails,
+                    rec.torn_records, ", ".join(rec.files))
+    if rec.records:
+        log.info("spool holds %d unstored records from an earlier run; loading them", rec.records)
+    token = credentials.load_or_create(data.admin_token, settings.admin_token)
+    return Parts(settings, data, counts, metrics, keys, consent, pipeline, store, spool, rec, loader,
+                 sync.policy(settings.fsync, spool, settings.fsync_interval_ms / 1000), token)

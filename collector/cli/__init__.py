@@ -1,0 +1,172 @@
+"""The ``collector`` command: serve, migrate, query, keys, token, consent, forget, inventory, spool, replay.
+
+On the embedded engine only the serving process may open the data (chDB: one process per data path),
+so commands that read or change data go through the running collector's admin API, and open the
+data directly only when no collector is running (``collector.cli.backend`` makes that choice once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from collector import settings as settings_mod
+from collector.cli.backend import connect
+from collector.errors import CollectorError
+
+
+def _settings() -> settings_mod.Settings:
+    try:
+        return settings_mod.load()
+    except settings_mod.ConfigError as exc:
+        sys.exit(f"collector: configuration error: {exc}")
+
+
+def cmd_serve(args, settings, backend) -> int:
+    from collector.http.server import serve
+
+    return serve(settings_mod.require_sites(settings))
+
+
+def cmd_migrate(args, settings, backend) -> int:
+    applied = backend.migrate()
+    if applied is None:
+        print("the running collector applies migrations at startup; nothing to do")
+    else:
+        print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+def cmd_query(args, settings, backend) -> int:
+    sys.stdout.buffer.write(backend.query(" ".join(args.sql), args.format))
+    return 0
+
+
+def cmd_keys(args, settings, backend) -> int:
+    if args.action == "rotate":
+        print(f"rotated: new visitor key {backend.keys_rotate()['id']}")
+        return 0
+    for k in backend.keys_status():
+        extra = f" destroy_at={k['destroy_at']}" if "destroy_at" in k else ""
+        print(f"{k['purpose']:<8} {k['id']:<40} valid {k['not_before']}..{k['not_after']}{extra}")
+    return 0
+
+
+def cmd_token(args, settings, backend) -> int:
+    from collector.privacy.tokens import mint
+
+    site = settings.site(args.site)
+    if site is None or not site.secret:
+        sys.exit(f"collector: site {args.site!r} is not configured with a secret")
+    print(mint(site.secret, site.domain, args.member_ref, args.purposes.split(","), args.ttl))
+    return 0
+
+
+def cmd_forget(args, settings, backend) -> int:
+    removed = backend.forget(args.site, args.member_ref)
+    total = sum(removed.values())
+    for place, n in removed.items():
+        print(f"{place}: {n} removed")
+    print(f"total: {total} removed" if total else "nothing found for this member")
+    return 0
+
+
+def cmd_inventory(args, settings, backend) -> int:
+    from collector.privacy import inventory
+
+    items = backend.inventory()
+    sys.stdout.write(json.dumps(items, indent=1) + "\n" if args.json else inventory.render(items))
+    return 0
+
+
+def cmd_spool(args, settings, backend) -> int:
+    report = backend.spool_status()
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"collector: {'running' if report.get('running') else 'not running'}")
+    print(f"segments: {report['segments']} ({report['bytes']} of {report['quota_bytes']} quota bytes)")
+    print(f"unstored: {report['unstored_records']} records, {report['unstored_bytes']} bytes, "
+          f"oldest {report['oldest_unstored_age_s']} s")
+    cp = report["checkpoint"]
+    print(f"checkpoint: segment {cp['segment']} offset {cp['offset']}"
+          + (f" (pending {cp['pending']})" if cp.get("pending") else ""))
+    print(f"quarantined files: {len(report['quarantined_files'])}")
+    print(f"dead letters: {report['dead_letters']}")
+    if "storage_healthy" in report:
+        print(f"storage: {'healthy' if report['storage_healthy'] else 'failing: ' + report['last_error']}")
+    return 0
+
+
+def cmd_replay(args, settings, backend) -> int:
+    """Load everything in the spool into storage now, with a progress bar."""
+    report = backend.flush()
+    if report is not None:
+        print(json.dumps(report, indent=1))
+        return 0 if report["flushed"] else 1
+    from collector.delivery.replay import replay
+
+    backend.close()  # the replay opens the data itself
+    return replay(settings)
+
+
+# commands that need no backend (serving owns the data itself; minting needs only the site secret)
+NO_BACKEND = {"serve", "token"}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="collector", description="Privacy-first web analytics collector")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the collector").set_defaults(fn=cmd_serve)
+    sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)
+    q = sub.add_parser("query", help="run SQL (through the running collector on the embedded engine)")
+    q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format, e.g. JSONEachRow, TSV")
+    q.add_argument("sql", nargs="+")
+    q.set_defaults(fn=cmd_query)
+    k = sub.add_parser("keys", help="pseudonymization keys")
+    k.add_argument("action", choices=["status", "rotate"])
+    k.set_defaults(fn=cmd_keys)
+    t = sub.add_parser("token", help="identity tokens")
+    t.add_argument("action", choices=["mint"])
+    t.add_argument("--site", required=True)
+    t.add_argument("--member-ref", required=True)
+    t.add_argument("--purposes", default="analytics_linking")
+    t.add_argument("--ttl", type=int, default=3600)
+    t.set_defaults(fn=cmd_token)
+    f = sub.add_parser("forget", help="erase a member's member-plane and consent rows")
+    f.add_argument("--site", required=True)
+    f.add_argument("--member-ref", required=True)
+    f.set_defaults(fn=cmd_forget)
+    i = sub.add_parser("inventory", help="every stored table and column, and what it can identify")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=cmd_inventory)
+    s = sub.add_parser("spool", help="spool state")
+    s.add_argument("action", choices=["status"])
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_spool)
+    sub.add_parser("replay", help="load the spool into storage now").set_defaults(fn=cmd_replay)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = _settings()
+    backend = None
+    try:
+        if args.command not in NO_BACKEND:
+            backend = connect(settings)
+        return args.fn(args, settings, backend) or 0
+    except CollectorError as exc:
+        print(f"collector: {exc.message}", file=sys.stderr)
+        return 1
+    except settings_mod.ConfigError as exc:
+        print(f"collector: configuration error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if backend is not None:
+            backend.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

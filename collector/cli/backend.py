@@ -1,0 +1,172 @@
+"""Where CLI commands run: through the running collector's internal API, or on local data when no
+collector runs. The choice is made once per command line (``connect``); commands only print.
+
+On the embedded engine only the serving process may open the data (chDB allows one process per data
+path), so with a collector running everything goes through it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+from collector import credentials
+from collector.errors import CollectorError, StorageError
+from collector.paths import DataDir
+
+
+class Backend(Protocol):
+    running: bool
+
+    def query(self, sql: str, fmt: str) -> bytes: ...
+    def migrate(self) -> list[str] | None: ...
+    def forget(self, site: str, member_ref: str) -> dict[str, int]: ...
+    def inventory(self) -> list[dict]: ...
+    def keys_status(self) -> list[dict]: ...
+    def keys_rotate(self) -> dict: ...
+    def spool_status(self) -> dict: ...
+    def flush(self) -> dict | None: ...
+    def close(self) -> None: ...
+
+
+class CommandError(CollectorError):
+    """A command could not be carried out; the message says why."""
+
+
+class Remote:
+    """The running collector's admin API."""
+
+    running = True
+
+    def __init__(self, base: str, token: str, transport: httpx.BaseTransport | None = None):
+        self.http = httpx.Client(base_url=base, transport=transport, headers={"Authorization": f"Bearer {token}"},
+                                 timeout=120)
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+        try:
+            resp = self.http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise CommandError(f"the running collector did not answer: {exc}") from None
+        if resp.status_code >= 400:
+            try:
+                msg = resp.json().get("message", resp.text)
+            except ValueError:
+                msg = resp.text
+            raise CommandError(msg)
+        return resp
+
+    def query(self, sql: str, fmt: str) -> bytes:
+        return self._call("POST", "/admin/query", {"sql": sql, "format": fmt}).content
+
+    def migrate(self) -> list[str] | None:
+        return None  # the running collector applies migrations at startup
+
+    def forget(self, site: str, member_ref: str) -> dict[str, int]:
+        return self._call("POST", "/admin/forget", {"site": site, "member_ref": member_ref}).json()["removed"]
+
+    def inventory(self) -> list[dict]:
+        return self._call("GET", "/admin/inventory").json()
+
+    def keys_status(self) -> list[dict]:
+        return self._call("GET", "/admin/keys").json()
+
+    def keys_rotate(self) -> dict:
+        return self._call("POST", "/admin/keys/rotate").json()
+
+    def spool_status(self) -> dict:
+        return self._call("GET", "/admin/spool").json()
+
+    def flush(self) -> dict | None:
+        return self._call("POST", "/admin/flush").json()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Local:
+    """The data directory opened by this process (no collector is running)."""
+
+    running = False
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.data = DataDir.of(settings)
+        self._store = None
+
+    @property
+    def store(self):
+        from collector.assembly import store_for
+
+        if self._store is None:
+            self._store = store_for(self.settings)
+        return self._store
+
+    def query(self, sql: str, fmt: str) -> bytes:
+        return self.store.query_raw(sql, fmt)
+
+    def migrate(self) -> list[str] | None:
+        from collector.storage import migrate
+
+        return migrate.apply(self.store, self.settings)
+
+    def forget(self, site: str, member_ref: str) -> dict[str, int]:
+        from collector.assembly import keystore
+        from collector.delivery.deadletters import DeadLetters
+        from collector.privacy import erasure
+        from collector.privacy.consent import ConsentState
+
+        s = self.settings
+        return erasure.forget(self.store, ConsentState(self.data.consent), keystore(s, self.data), site, member_ref,
+                              DeadLetters(self.data.dead_letters, s.dead_letter_days))
+
+    def inventory(self) -> list[dict]:
+        from collector.privacy import inventory
+
+        return inventory.inventory(self.store)
+
+    def _keys(self):
+        from collector.assembly import keystore
+
+        return keystore(self.settings, self.data)
+
+    def keys_status(self) -> list[dict]:
+        keys = self._keys()
+        keys.maintain()
+        return keys.status()
+
+    def keys_rotate(self) -> dict:
+        return self._keys().rotate().public()
+
+    def spool_status(self) -> dict:
+        from collector.assembly import spool_for
+        from collector.delivery.checkpoint import CheckpointFile
+        from collector.delivery.deadletters import DeadLetters
+        from collector.delivery.loader import status
+
+        if not self.data.spool.is_dir():
+            raise CommandError(f"no spool at {self.data.spool} (is COLLECTOR_DATA_DIR right?)")
+        return status(spool_for(self.settings, self.data), CheckpointFile(self.data.checkpoint).read(),
+                      DeadLetters(self.data.dead_letters, self.settings.dead_letter_days), running=False)
+
+    def flush(self) -> dict | None:
+        return None  # the caller replays the spool in the foreground
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def connect(settings) -> Backend:
+    """The running collector of this data directory if one answers, else the local data."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = f"http://{host}:{settings.port}"
+    token = settings.admin_token or credentials.read(DataDir.of(settings).admin_token)
+    try:
+        httpx.get(base + "/healthz", timeout=1.0)
+    except httpx.HTTPError:
+        return Local(settings)
+    return Remote(base, token)
+
+
+__all__ = ["Backend", "CommandError", "Local", "Remote", "StorageError", "connect"]

@@ -1,0 +1,58 @@
+"""The spool record: the one module that knows its layout.
+
+A record is one stored row as a JSON object followed by two keys of its own: ``"_t"`` (the target
+table) and ``"_at"`` (when it was spooled, Unix milliseconds), always last and in that order. The
+loader sends records to ClickHouse as they are (JSONEachRow, unknown keys skipped), so a row is never
+decoded in Python on its way to storage. The spool itself only frames opaque bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+_TABLE_KEY = b'"_t":"'
+_AT_KEY = b'"_at":'
+
+
+def encode(table: str, row: dict[str, Any], at_ms: int) -> bytes:
+    """The record of ``row`` for ``table``, spooled at ``at_ms``."""
+    body = orjson.dumps(row)
+    sep = b"," if len(body) > 2 else b""
+    return b"%s%s\"_t\":\"%s\",\"_at\":%d}" % (body[:-1], sep, table.encode("ascii"), at_ms)
+
+
+def table_of(record: bytes) -> str:
+    """The target table of a record ("" when it names none)."""
+    i = record.rfind(_TABLE_KEY)
+    if i < 0:
+        return ""
+    start = i + len(_TABLE_KEY)
+    j = record.find(b'"', start)
+    return record[start:j].decode("ascii", "replace") if j > 0 else ""
+
+
+def spooled_at(record: bytes) -> int:
+    """When a record was spooled (Unix ms); 0 when unreadable."""
+    i = record.rfind(_AT_KEY)
+    if i < 0:
+        return 0
+    digits = record[i + len(_AT_KEY):].rstrip(b"} \n")
+    try:
+        return int(digits)
+    except ValueError:
+        return 0
+
+
+def row_of(record: bytes) -> dict[str, Any]:
+    """The stored row of a record (for dead letters and erasure); the raw text when undecodable."""
+    try:
+        doc = orjson.loads(record)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        doc.pop("_t", None)
+        doc.pop("_at", None)
+        return doc
+    return {"raw": record.decode("utf-8", "replace")[:2000]}

@@ -1,0 +1,99 @@
+"""Admin endpoints for the CLI and operators: query, erasure, inventory, keys, spool.
+
+Each requires ``Authorization: Bearer <admin token>``, compared in constant time. On the embedded
+engine these are how other processes reach the data: chDB allows one process per data path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from collector.http.api import read_body
+from collector.http.decode import parse_json
+from collector.errors import BadRequest, Unauthorized
+from collector.privacy import erasure, inventory
+
+FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,40}$")
+
+
+def require_admin(request: Request) -> None:
+    expected = request.app.state.collector.admin_token
+    got = request.headers.get("authorization", "")
+    scheme, _, token = got.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("admin endpoints need Authorization: Bearer <admin token>")
+
+
+async def _json(request: Request) -> dict:
+    require_admin(request)
+    doc = parse_json(await read_body(request, 1 << 20))
+    if not isinstance(doc, dict):
+        raise BadRequest("body must be a JSON object")
+    return doc
+
+
+async def _storage(fn, *args):
+    """Storage work off the event loop; its ``StorageError`` says by its kind which status answers."""
+    return await asyncio.to_thread(fn, *args)
+
+
+async def query(request: Request) -> Response:
+    doc = await _json(request)
+    sql, fmt = doc.get("sql"), doc.get("format", "TabSeparatedWithNames")
+    if not isinstance(sql, str) or not sql.strip():
+        raise BadRequest("sql must be a non-empty string")
+    if not isinstance(fmt, str) or not FORMAT.match(fmt):
+        raise BadRequest("format must be a ClickHouse output format name")
+    store = request.app.state.collector.store
+    data = await _storage(store.query_raw, sql, fmt)
+    return Response(data, media_type="application/octet-stream")
+
+
+async def forget(request: Request) -> Response:
+    doc = await _json(request)
+    site, ref = doc.get("site"), doc.get("member_ref")
+    if not isinstance(site, str) or not isinstance(ref, str) or not ref:
+        raise BadRequest("site and member_ref are required strings")
+    svc = request.app.state.collector
+    await asyncio.to_thread(svc.loader.flush_wait, 30)
+    removed = await _storage(erasure.forget, svc.store, svc.consent, svc.keys, site, ref, svc.loader.dead)
+    return JSONResponse({"removed": removed})
+
+
+async def inventory_list(request: Request) -> Response:
+    require_admin(request)
+    items = await _storage(inventory.inventory, request.app.state.collector.store)
+    return JSONResponse(items)
+
+
+async def keys_status(request: Request) -> Response:
+    require_admin(request)
+    return JSONResponse(request.app.state.collector.keys.status())
+
+
+async def keys_rotate(request: Request) -> Response:
+    require_admin(request)
+    key = request.app.state.collector.keys.rotate()
+    return JSONResponse(key.public())
+
+
+async def spool_status(request: Request) -> Response:
+    require_admin(request)
+    svc = request.app.state.collector
+    return JSONResponse(spool_report(svc))
+
+
+def spool_report(svc) -> dict:
+    return svc.delivery_status()
+
+
+async def flush(request: Request) -> Response:
+    require_admin(request)
+    svc = request.app.state.collector
+    done = await asyncio.to_thread(svc.loader.flush_wait, 30)
+    return JSONResponse({"flushed": done, **spool_report(svc)})

@@ -1,0 +1,40 @@
+"""Country, region and (only when configured) city from a MaxMind-format City or Country database.
+
+Never latitude, longitude or postal code: those keys are not read.
+"""
+
+from __future__ import annotations
+
+from collector.pipeline.event import Event
+from collector.pipeline.mmdb import lookup, open_database
+
+
+def _name(node: dict) -> str:
+    names = node.get("names") or {}
+    return names.get("en") or next(iter(names.values()), "") if names else ""
+
+
+class GeoStep:
+    name = "geo"
+
+    def __init__(self, settings):
+        self.reader = open_database(settings.geoip_city_db, "COLLECTOR_GEOIP_CITY_DB", "country/region/city")
+        self.precision = settings.geo_precision
+
+    def resolve(self, ip: str) -> tuple[str, str, str]:
+        rec = lookup(self.reader, ip)
+        country = (rec.get("country") or rec.get("registered_country") or {}).get("iso_code", "") or ""
+        region = city = ""
+        if self.precision in ("region", "city"):
+            subs = rec.get("subdivisions") or []
+            if subs:
+                region = subs[0].get("iso_code") or _name(subs[0])
+                if region and country and "-" not in region:
+                    region = f"{country}-{region}"
+        if self.precision == "city":
+            city = _name(rec.get("city") or {})
+        return country, region, city
+
+    def __call__(self, ev: Event) -> Event:
+        ev.row["country"], ev.row["region"], ev.row["city"] = ev.derived("geo", lambda: self.resolve(ev.ip))
+        return ev

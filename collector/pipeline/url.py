@@ -1,0 +1,24 @@
+"""Host and path from the page URL; the fragment is dropped unless the site uses hash routing."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from collector.pipeline.event import Event
+
+
+class UrlStep:
+    name = "url"
+
+    def __call__(self, ev: Event) -> Event:
+        raw = ev.payload["url"]
+        if ev.payload.get("screen"):
+            raw = raw or "app://" + ev.site.domain + "/" + ev.payload["screen"].lstrip("/")
+        parts = urlsplit(raw)
+        path = parts.path or "/"
+        if ev.payload.get("hash") and parts.fragment.startswith("/"):
+            path = parts.fragment.split("?", 1)[0]
+        ev.row["host"] = (parts.hostname or "")[:253]
+        ev.row["path"] = path
+        ev.query = dict(parse_qsl(parts.query, keep_blank_values=False)) if parts.query else {}
+        return ev

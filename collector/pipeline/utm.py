@@ -1,0 +1,17 @@
+"""UTM campaign fields from the page's query string; every other query parameter is dropped later."""
+
+from __future__ import annotations
+
+from collector.pipeline.event import Event
+
+FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+class UtmStep:
+    name = "utm"
+
+    def __call__(self, ev: Event) -> Event:
+        q = ev.query
+        for f in FIELDS:
+            ev.row[f] = q.get(f, "")[:256]
+        return ev

@@ -1,1 +1,0 @@
-"""ClickHouse DDL as versioned migration files, and the runner that applies them."""

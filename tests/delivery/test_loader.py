@@ -1,0 +1,181 @@
+"""The loader against real chDB in a temporary directory: batches, checkpoint, exactly-once across a
+crash between insert and checkpoint, dead letters, transient failures."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import orjson
+import pytest
+
+from collector.counts import Counts
+from collector.delivery import record
+from collector.delivery.checkpoint import CheckpointFile
+from collector.delivery.deadletters import DeadLetters
+from collector.delivery.loader import Loader
+from collector.delivery.spool import Spool
+from collector.faults import FailingStore
+from collector.storage.store import Store
+from collector.storage import migrate
+from collector.storage.columns import TABLES
+from collector.testing import make_settings
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.fixture
+def env(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    store = Store(settings.dsn, settings.database)
+    migrate.apply(store, settings)
+    yield settings, store
+    store.close()
+
+
+def row(i: int, **kw) -> bytes:
+    doc: dict = {c: "" for c in TABLES["events"]}
+    doc.update({"ts_clamped": 0, "engagement_ms": 0, "asn": 0})
+    doc |= {"event_id": str(uuid.uuid4()), "site": "example.org",
+            "ts": 1_760_000_000_000 + i, "name": "pageview", "path": f"/p/{i}", "props": {"m": str(i)}}
+    doc.update(kw)
+    return record.encode("events", doc, int(time.time() * 1000))
+
+
+class Recorded(Counts):
+    """The loader's counts, plus the size of every batch it reported."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[int] = []
+
+    def on_batch(self, rows: int, seconds: float) -> None:
+        self.batches.append(rows)
+
+
+def make(settings, store, **kw) -> tuple[Spool, Loader, Recorded]:
+    spool = Spool(settings.data_dir / "spool")
+    counts = Recorded()
+    loader = Loader(spool, store, CheckpointFile(settings.data_dir / "checkpoint.json"),
+                    DeadLetters(settings.data_dir / "deadletter", 30), counts, kw.pop("batch_size", 50), 0,
+                    on_batch=counts.on_batch, **kw)
+    spool.recover(loader.cp.seg, loader.cp.offset)
+    return spool, loader, counts
+
+
+def count(store, sql="SELECT count() FROM events") -> int:
+    return store.query_rows(sql)[0][0]
+
+
+def drain(loader: Loader) -> None:
+    while loader.step():
+        pass
+
+
+def test_batches_checkpoint_and_segment_removal(env):
+    settings, store = env
+    spool, loader, metrics = make(settings, store)
+    spool.append([row(i) for i in range(120)])
+    spool.sync()
+    drain(loader)
+    assert count(store) == 120
+    assert loader.backlog() == 0 and loader.loaded_records == 120
+    assert metrics.stored["events"] == 120
+    assert metrics.batches == [50, 50, 20]  # three batches of at most 50
+    old = spool.active
+    assert not spool.is_live(old) or spool.size(old) < 1 << 20
+    spool.append([row(i) for i in range(120, 125)])
+    spool.sync()
+    drain(loader)
+    assert count(store) == 125
+    spool.close()
+
+
+def test_crash_between_insert_and_checkpoint_is_deduplicated(env):
+    settings, store = env
+    spool, loader, _ = make(settings, store)
+    spool.append([row(i) for i in range(30)])
+    spool.append([record.encode("consent_ledger", {"site": "example.org", "member_id": "m", "purpose": "p",
+                                                   "action": "grant", "policy_version": "1", "ts": 1}, 1)])
+    spool.sync()
+
+    def crash():
+        raise Crash
+
+    loader.after_insert = crash
+    with pytest.raises(Crash):
+        loader.step()
+    assert loader.cp.pending is not None  # the insert landed, the checkpoint did not move
+    assert count(store) == 30
+    spool.close()
+    spool2, loader2, metrics2 = make(settings, store)
+    assert loader2.cp.pending == loader.cp.pending
+    drain(loader2)
+    assert count(store) == 30
+    assert count(store, "SELECT count() FROM consent_ledger") == 1
+    assert count(store, "SELECT count() FROM (SELECT event_id FROM events GROUP BY event_id HAVING count() > 1)") == 0
+    assert metrics2.stored["events"] == 30  # replayed batch counted once, here
+    spool2.close()
+
+
+def test_permanent_rejections_are_bisected_into_dead_letters_once(env):
+    settings, store = env
+    spool, loader, metrics = make(settings, store)
+    bad = [row(7, ts="not a time"), row(23, event_id="not-a-uuid")]
+    good = [row(i) for i in range(40)]
+    spool.append(good[:10] + bad[:1] + good[10:30] + bad[1:] + good[30:] + [b"\xff not json"])
+    spool.sync()
+
+    def crash():
+        raise Crash
+
+    loader.after_insert = crash
+    with pytest.raises(Crash):
+        loader.step()
+    spool.close()
+    spool2, loader2, metrics2 = make(settings, store)
+    drain(loader2)
+    assert count(store) == 40
+    letters = [orjson.loads(line) for p in (settings.data_dir / "deadletter").glob("*.jsonl")
+               for line in p.read_bytes().splitlines()]
+    assert len(letters) == 3  # not written again by the replay
+    reasons = sorted(x["reason"] for x in letters)
+    assert reasons[0].startswith("rejected by ClickHouse") and reasons[-1] == "undecodable spool record"
+    assert all(x["token"] and x["expires"] > x["at"] for x in letters)
+    assert loader2.dead.count() == 3
+    assert metrics.dead_lettered == 3
+    spool2.close()
+
+
+def test_dead_letters_expire(tmp_path):
+    dead = DeadLetters(tmp_path / "dl", days=2)
+    dead.write([{"a": 1}], "why", "t1")
+    (tmp_path / "dl" / "20000101.jsonl").write_text('{"token":"old"}\n')
+    assert dead.count() == 2
+    assert dead.expire() == 1
+    assert dead.count() == 1
+    assert dead.write([{"a": 1}], "why", "t1") == 0
+    assert dead.expire(time.time() + 4 * 86400) == 1 and dead.count() == 0
+
+
+def test_transient_failure_keeps_data_and_recovers(env, tmp_path):
+    settings, store = env
+    flag = tmp_path / "storage-down"
+    flag.touch()
+    spool, loader, metrics = make(settings, FailingStore(store, flag))
+    loader.flush_interval_s = 0.05
+    loader.start()
+    spool.append([row(i) for i in range(20)])
+    spool.sync()
+    deadline = time.monotonic() + 10
+    while loader.healthy and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not loader.healthy and "fault drill" in loader.last_error
+    assert loader.backlog() > 0 and count(store) == 0
+    flag.unlink()
+    assert loader.flush_wait(20)
+    assert loader.healthy and count(store) == 20
+    assert loader.stop(5)
+    spool.close()
