@@ -1,4 +1,6 @@
-"""The anonymous visitor pseudonym: HMAC(K_visitor[period], site ‖ client_id), else site ‖ ip ‖ user agent.
+"""The anonymous visitor pseudonym: HMAC(K_visitor[period], site ‖ client_id), else site ‖ ip ‖ user agent;
+and the network pseudonym HMAC(K_visitor[today], site ‖ /24 or /48 network), which small-group
+suppression counts because a client cannot invent networks.
 
 A client id whose prefix is its creation time (base36 seconds, as the tracker makes them) is keyed
 with the key of the period it was created in while that key exists, so a visit survives the daily
@@ -9,6 +11,7 @@ rotation. Under GPC/DNT no linkable pseudonym is made (``count_only``), or only 
 from __future__ import annotations
 
 from collector.pipeline.event import Event
+from collector.pipeline.isp import truncate_ip
 from collector.privacy.keys import mac
 
 
@@ -37,7 +40,7 @@ class PseudonymStep:
         cid = ev.payload.get("cid") or ""
         if ev.gpc:
             if self.gpc_policy == "count_only":
-                row["visitor_id"] = row["key_id"] = ""
+                row["visitor_id"] = row["key_id"] = row["network_id"] = ""
                 return ev
             cid = ""
         created = client_id_created(cid) if cid else None
@@ -49,4 +52,7 @@ class PseudonymStep:
             row["visitor_id"] = ev.derived(("visitor-ip", site, key.id),
                                            lambda: mac(key, "visitor-ip", site, ev.ip, ev.user_agent))
         row["key_id"] = key.id
+        today = self.keys.visitor_key()
+        row["network_id"] = ev.derived(("network", site, today.id),
+                                       lambda: mac(today, "network", site, truncate_ip(ev.ip, 24) or ev.ip))
         return ev

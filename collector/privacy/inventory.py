@@ -18,6 +18,9 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
                    "within 48 h; empty under GPC/DNT", "one visitor, one day", "pseudonymous, unlinkable after key "
                    "destruction"),
     "key_id": ("which visitor key made the pseudonym", "day", "no"),
+    "network_id": ("keyed pseudonym of the client's network (IPv4 /24, IPv6 /48), same key and lifetime as "
+                   "visitor_id; counts the small-group threshold on identities the server derives",
+                   "one network, one day", "pseudonymous, unlinkable after key destruction"),
     "privacy": ("standard, or gpc when Sec-GPC/DNT was sent or the tracker saw Global Privacy Control",
                 "flag", "no"),
     "host": ("page host name", "host", "no"),
