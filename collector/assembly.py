@@ -44,6 +44,7 @@ class Parts:
     loader: Loader
     sync: sync.IntervalSync
     admin_token: str
+    analyst_token: str
 
 
 def keystore(settings: Settings, data: DataDir) -> KeyStore:
@@ -83,6 +84,9 @@ def assemble(settings: Settings, store=None, io: FileIO | None = None) -> Parts:
                     rec.torn_records, ", ".join(rec.files))
     if rec.records:
         log.info("spool holds %d unstored records from an earlier run; loading them", rec.records)
-    token = credentials.load_or_create(data.admin_token, settings.admin_token)
+    admin = credentials.load_or_create(data.admin_token, settings.admin_token)
+    analyst = credentials.load_or_create(data.analyst_token, settings.analyst_token)
+    if admin == analyst:
+        raise credentials.CredentialError("the analyst token must differ from the admin token")
     return Parts(settings, data, counts, metrics, keys, consent, pipeline, store, spool, rec, loader,
-                 sync.policy(settings.fsync, spool, settings.fsync_interval_ms / 1000), token)
+                 sync.policy(settings.fsync, spool, settings.fsync_interval_ms / 1000), admin, analyst)

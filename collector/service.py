@@ -46,6 +46,7 @@ class Collector:
         self.loader = parts.loader
         self.sync = parts.sync
         self.admin_token = parts.admin_token
+        self.analyst_token = parts.analyst_token
         rec = parts.recovery
         # conservation: records found unstored at startup (and those lost to damage) belong to this process
         self.inherited = rec.records + rec.damaged_records + rec.torn_records

@@ -30,6 +30,7 @@ class Site:
     search_params: tuple[str, ...] = DEFAULT_SEARCH_PARAMS
     auth_prefixes: tuple[str, ...] = ()
     member_id_patterns: tuple[str, ...] = ()
+    keep_numeric_segments: bool = False  # all-digit path segments stay (catalogue ids) unless they read as PII
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Settings:
     geo_precision: str = "region"  # country | region | city
     ip_prefix: str = "off"  # off | 16 | 24 (IPv4); IPv6 always /48 when on
     admin_token: str = ""
+    analyst_token: str = ""
+    # the internal listener (admin, analyst queries, dashboard, metrics) is a Unix socket in the data
+    # directory; this adds a loopback TCP port for Prometheus and the dashboard (0: none)
+    internal_port: int = 0
     # delivery
     fsync: str = "interval"  # interval | always
     fsync_interval_ms: int = 200
@@ -66,6 +71,8 @@ class Settings:
     retention_anonymous_months: int = 25
     retention_member_months: int = 13
     min_group_visitors: int = 5  # analyst views leave out groups seen by fewer distinct visitors
+    session_timeout_min: int = 30  # a visit ends after this many minutes without an event
+    site_timezone: str = "UTC"  # time zone of the analyst views' hour and day grain
     # limits
     max_body_bytes: int = 64 * 1024
     max_batch_events: int = 100
@@ -126,7 +133,14 @@ def _site_from(domain: str, raw: dict[str, Any]) -> Site:
     kw: dict[str, Any] = {"domain": domain}
     for f in fields(Site):
         if f.name in raw and f.name != "domain":
-            kw[f.name] = str(raw[f.name]) if f.name == "secret" else _coerce(f.name, "tuple[str, ...]", raw[f.name])
+            if f.name == "secret":
+                kw[f.name] = str(raw[f.name])
+            elif f.type == "bool":
+                if not isinstance(raw[f.name], bool):
+                    raise ConfigError(f"sites.{domain}.{f.name}: must be true or false, not {raw[f.name]!r}")
+                kw[f.name] = raw[f.name]
+            else:
+                kw[f.name] = _coerce(f.name, "tuple[str, ...]", raw[f.name])
     return Site(**kw)
 
 
@@ -193,6 +207,11 @@ def validate(s: Settings) -> Settings:
     for name, allowed in choices.items():
         if getattr(s, name) not in allowed:
             raise ConfigError(f"COLLECTOR_{name.upper()}: {getattr(s, name)!r} is not one of {', '.join(allowed)}")
+    if s.internal_port and s.internal_port == s.port:
+        raise ConfigError("COLLECTOR_INTERNAL_PORT must differ from COLLECTOR_PORT: the internal listener "
+                          "(admin, analyst queries, metrics) is never the public one")
+    if s.admin_token and s.analyst_token and s.admin_token == s.analyst_token:
+        raise ConfigError("COLLECTOR_ANALYST_TOKEN must differ from COLLECTOR_ADMIN_TOKEN: they are two roles")
     if s.dsn.split(":", 1)[0] not in ("chdb", "http", "https"):
         raise ConfigError(f"COLLECTOR_CLICKHOUSE_DSN: scheme of {s.dsn!r} must be chdb, http or https")
     return s

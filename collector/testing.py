@@ -112,7 +112,8 @@ class CollectorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"collector exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200 and \
+                        self.internal("GET", "/healthz").status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -132,9 +133,21 @@ class CollectorProcess:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    @property
+    def socket_path(self) -> Path:
+        return Path(self.settings.data_dir) / "admin.sock"
+
+    def internal(self, method: str, path: str, token: str | None = None, **kw) -> httpx.Response:
+        """A request on the internal listener (the data directory's Unix socket)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket_path)), timeout=120) as c:
+            return c.request(method, "http://collector" + path, headers=headers, **kw)
+
     def admin(self, method: str, path: str, **kw) -> httpx.Response:
-        return httpx.request(method, self.url + path, headers={"Authorization": f"Bearer {self.settings.admin_token}"},
-                             timeout=120, **kw)
+        return self.internal(method, path, token=self.settings.admin_token, **kw)
+
+    def metrics(self) -> str:
+        return self.internal("GET", "/metrics").text
 
     def query(self, sql: str) -> list[dict]:
         import json

@@ -3,7 +3,7 @@
 A fixed-rate open-loop client sends batches of the realistic mix (``rate`` events/s as
 ``rate / per_request`` requests/s, each sent on schedule whether or not earlier ones were answered)
 to a collector with production delivery settings (loader batches of 5000 or every second). A poller
-asks the collector ``SELECT count() FROM events`` every ``poll_s`` through ``/admin/query`` (the only
+asks the collector ``SELECT count() FROM events`` every ``poll_s`` through ``/admin/query`` on the internal socket (the only
 way in: chDB is one process per data path). The loader stores records in spool order, which is the
 order of acknowledgement, so the k-th acknowledged event is queryable at the first poll that counts
 at least k rows. The poll's answer time is used (conservative: it includes the query itself).
@@ -29,14 +29,15 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[k]
 
 
-async def _drive(url: str, token: str, bodies: list[tuple[bytes, str, str]], per_request: int, rate: float,
-                 poll_s: float, settle_s: float) -> dict:
+async def _drive(url: str, socket_path: str, token: str, bodies: list[tuple[bytes, str, str]], per_request: int,
+                 rate: float, poll_s: float, settle_s: float) -> dict:
     acks: list[tuple[float, int]] = []  # (time, events in the request)
     polls: list[tuple[float, int]] = []
     failures = 0
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as client, \
-            httpx.AsyncClient(base_url=url, timeout=10) as admin:
+            httpx.AsyncClient(base_url="http://collector", transport=httpx.AsyncHTTPTransport(uds=socket_path),
+                              timeout=10) as admin:
         stop = asyncio.Event()
 
         async def send(body: bytes, ua: str, ip: str) -> None:
@@ -115,7 +116,7 @@ def run(rate: float = 5000, duration_s: float = 10, per_request: int = 10, poll_
         city, asn = geodata.databases(tmp / "mmdb", mix.ips)
         coll = servers.collector(tmp / "collector", city, asn).start()
         try:
-            out = asyncio.run(_drive(coll.url, coll.settings.admin_token, bodies, per_request, rate, poll_s, settle_s))
+            out = asyncio.run(_drive(coll.url, str(coll.socket_path), coll.settings.admin_token, bodies, per_request, rate, poll_s, settle_s))
         finally:
             coll.stop()
     out["per_request"] = per_request

@@ -28,6 +28,18 @@ def app_client(settings):
         yield client
 
 
+@pytest.fixture
+def internal(app_client):
+    """The same collector's internal listener (admin, analyst queries, metrics)."""
+    with TestClient(app_client.app.state.internal, client=("127.0.0.1", 50001)) as client:
+        yield client
+
+
+def metrics(client) -> str:
+    """Prometheus text of the collector behind a public-app test client."""
+    return client.app.state.collector.metrics.render().decode()
+
+
 def flush(client) -> None:
     client.app.state.collector.loader.flush_wait(30)
 

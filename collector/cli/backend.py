@@ -7,12 +7,17 @@ path), so with a collector running everything goes through it.
 
 from __future__ import annotations
 
+import hmac
+import os
+import secrets
+import stat
 from typing import Protocol
 
 import httpx
 
 from collector import credentials
 from collector.errors import CollectorError, StorageError
+from collector.http.auth import proof
 from collector.paths import DataDir
 
 
@@ -157,16 +162,54 @@ class Local:
             self._store.close()
 
 
-def connect(settings) -> Backend:
-    """The running collector of this data directory if one answers, else the local data."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    base = f"http://{host}:{settings.port}"
-    token = settings.admin_token or credentials.read(DataDir.of(settings).admin_token)
+def internal_transport(data: DataDir) -> httpx.HTTPTransport:
+    return httpx.HTTPTransport(uds=str(data.admin_socket))
+
+
+def verified(data: DataDir, token: str, transport: httpx.BaseTransport) -> bool:
+    """Whether the collector answering on this data directory's socket holds this admin token: it
+    must answer a fresh nonce with the token's proof before the token is ever sent."""
+    nonce = secrets.token_hex(16)
     try:
-        httpx.get(base + "/healthz", timeout=1.0)
+        with httpx.Client(base_url="http://collector", transport=transport, timeout=5) as c:
+            resp = c.get("/admin/hello", params={"nonce": nonce})
     except httpx.HTTPError:
+        return False
+    try:
+        answer = resp.json().get("proof", "")
+    except ValueError:
+        return False
+    return resp.status_code == 200 and isinstance(answer, str) and hmac.compare_digest(answer, proof(token, nonce))
+
+
+def connect(settings) -> Backend:
+    """The running collector of this data directory if one answers on its internal socket, else the
+    local data. The socket lives in the 0700 data directory, and the collector must prove it holds
+    the admin token before the CLI sends it: no port to guess, no credential to a stranger."""
+    data = DataDir.of(settings)
+    sock = data.admin_socket
+    if not sock.exists():
         return Local(settings)
-    return Remote(base, token)
+    st = sock.stat()
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.getuid():
+        raise CommandError(f"{sock} is not a socket of this user: refusing to use it")
+    token = settings.admin_token or credentials.read(data.admin_token)
+    if not token:
+        raise CommandError(f"no usable admin token in {data.admin_token}: cannot talk to the running collector")
+    transport = internal_transport(data)
+    probe = httpx.HTTPTransport(uds=str(sock))
+    try:
+        if not verified(data, token, probe):
+            try:
+                with httpx.Client(transport=probe, timeout=2) as c:
+                    c.get("http://collector/healthz")
+            except httpx.HTTPError:
+                return Local(settings)  # a stale socket: no collector runs
+            raise CommandError(f"the process on {sock} could not prove it is this data directory's collector "
+                               "(wrong admin token?): nothing was sent to it")
+    finally:
+        probe.close()
+    return Remote("http://collector", token, transport)
 
 
 __all__ = ["Backend", "CommandError", "Local", "Remote", "StorageError", "connect"]

@@ -1,13 +1,13 @@
 """Admin endpoints for the CLI and operators: query, erasure, inventory, keys, spool.
 
-Each requires ``Authorization: Bearer <admin token>``, compared in constant time. On the embedded
-engine these are how other processes reach the data: chDB allows one process per data path.
+They are served only on the internal listener (``collector.http.internal``). Each requires the admin
+token (``collector.http.auth``). On the embedded engine these are how other processes reach the
+data: chDB allows one process per data path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 
 from starlette.requests import Request
@@ -15,18 +15,25 @@ from starlette.responses import JSONResponse, Response
 
 from collector.http.api import read_body
 from collector.http.decode import parse_json
-from collector.errors import BadRequest, Unauthorized
+from collector.errors import BadRequest
+from collector.http.auth import ADMIN, proof, require
 from collector.privacy import erasure, inventory
 
 FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,40}$")
 
 
 def require_admin(request: Request) -> None:
-    expected = request.app.state.collector.admin_token
-    got = request.headers.get("authorization", "")
-    scheme, _, token = got.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthorized("admin endpoints need Authorization: Bearer <admin token>")
+    require(request, ADMIN)
+
+
+async def hello(request: Request) -> Response:
+    """Unauthenticated: proves to the CLI that this is the collector of its data directory (it holds
+    the admin token) before the CLI sends any credential."""
+    nonce = request.query_params.get("nonce", "")
+    if not 16 <= len(nonce) <= 128:
+        raise BadRequest("nonce must be 16 to 128 characters")
+    svc = request.app.state.collector
+    return JSONResponse({"proof": proof(svc.admin_token, nonce), "data_dir": str(svc.parts.data.root.resolve())})
 
 
 async def _json(request: Request) -> dict:

@@ -1,4 +1,11 @@
-"""The Starlette application: routes, lifespan and the one error mapping."""
+"""The two Starlette applications of one collector.
+
+The *public* app faces the internet: beacons, the tracker, consent calls from site backends, health
+and the OpenAPI document. The *internal* app (``collector.http.internal``) serves admin operations,
+analyst queries and metrics, and is reachable only through the data directory's Unix socket (and an
+optional loopback port). ``create_app`` builds both; the public one carries the lifespan and holds
+the internal one as ``app.state.internal``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,11 @@ import json
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.http import admin, api, openapi, ratelimit, tracker
+from collector.http import api, internal, openapi, ratelimit, tracker
+from collector.http.health import healthz, readyz
 from collector.http.clientip import ClientIp
 from collector.http.errors import HANDLERS
 from collector.http.security import SecurityMiddleware
@@ -20,24 +28,8 @@ from collector.service import Collector
 from collector.settings import Settings
 
 
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"alive": True})
-
-
-async def readyz(request: Request) -> Response:
-    svc = request.app.state.collector
-    storage = svc.loader.healthy and svc.migrated
-    ok = svc.ready and storage
-    body = {"ready": ok, "accepting": svc.ready, "storage": storage}
-    return JSONResponse(body, status_code=200 if ok else 503)
-
-
 async def openapi_json(request: Request) -> Response:
     return Response(request.app.state.openapi, media_type="application/json")
-
-
-async def metrics(request: Request) -> Response:
-    return Response(request.app.state.collector.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 def routes() -> list[Route]:
@@ -49,15 +41,7 @@ def routes() -> list[Route]:
         Route("/api/consent", api.consent, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/admin/query", admin.query, methods=["POST"]),
-        Route("/admin/forget", admin.forget, methods=["POST"]),
-        Route("/admin/inventory", admin.inventory_list, methods=["GET"]),
-        Route("/admin/keys", admin.keys_status, methods=["GET"]),
-        Route("/admin/keys/rotate", admin.keys_rotate, methods=["POST"]),
-        Route("/admin/spool", admin.spool_status, methods=["GET"]),
-        Route("/admin/flush", admin.flush, methods=["POST"]),
     ]
 
 
@@ -106,4 +90,5 @@ def create_app(settings: Settings, collector: Collector | None = None) -> Starle
     app.state.client_ip = ClientIp(settings.trusted_proxies)
     app.state.ratelimit = ratelimit.from_settings(settings)
     app.state.openapi = json.dumps(openapi.document(settings)).encode()
+    app.state.internal = internal.create_internal_app(svc)
     return app

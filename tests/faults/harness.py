@@ -141,7 +141,7 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.05, what: str =
 
 def metrics(proc: CollectorProcess) -> dict[str, float]:
     """The collector's /metrics as {name{labels}: value}, with totals per family under the bare name."""
-    text = httpx.get(proc.url + "/metrics", timeout=10).text
+    text = proc.metrics()
     out: dict[str, float] = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:

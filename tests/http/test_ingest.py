@@ -1,4 +1,4 @@
-from tests.conftest import flush, rows
+from tests.conftest import flush, metrics, rows
 from collector.testing import CHROME_UA
 
 
@@ -60,7 +60,7 @@ def test_bots_are_dropped_with_a_counted_reason_and_the_same_answer(app_client):
     flush(app_client)
     assert rows(app_client, "SELECT count() AS n FROM events")[0]["n"] == 0
     assert app_client.app.state.collector.counts.dropped["bot"] == 1
-    assert 'collector_events_dropped_total{reason="bot"} 1.0' in app_client.get("/metrics").text
+    assert 'collector_events_dropped_total{reason="bot"} 1.0' in metrics(app_client)
 
 
 def test_health_and_readiness(app_client):
@@ -95,6 +95,6 @@ def test_error_answers_are_counted_by_status_and_starlettes_own_are_json(app_cli
     limiter = app_client.app.state.ratelimit
     limiter.overall, limiter.overall_burst, limiter._g_tokens = 1e-9, 1.0, 0.0
     assert post(app_client, {"n": "pageview", "u": "https://example.org/", "d": "example.org"}).status_code == 429
-    text = app_client.get("/metrics").text
+    text = metrics(app_client)
     for status in (400, 422, 405, 404, 429):
         assert f'collector_requests_rejected_total{{status="{status}"}} 1.0' in text, status

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+
+from tests.conftest import metrics
 from starlette.testclient import TestClient
 
 from collector.http.app import create_app
@@ -161,7 +163,7 @@ def test_beacons_get_429_with_retry_after_per_resolved_client(limited):
     other = {"X-Forwarded-For": "2.125.160.216"}
     assert limited.post("/api/event", content=EVENT, headers={**TEXT, **other}).status_code == 202
     # limited requests are not accepted events
-    text = limited.get("/metrics").text
+    text = metrics(limited)
     assert "collector_events_accepted_total 4.0" in text
 
 

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from collector import logs
 from collector.counts import Counts
-from collector.http import admin
+from collector.http import auth
 from collector.http.app import create_app
 from collector.pipeline.origin import OriginPolicy
 from collector.http.security import SecurityMiddleware
@@ -79,22 +79,49 @@ def test_cookie_and_authorization_are_removed_before_beacon_handlers_run():
 
 # -- admin token --------------------------------------------------------------------------------------
 
-def test_admin_endpoints_require_the_token_compared_in_constant_time(app_client, monkeypatch):
+def test_admin_endpoints_require_the_token_compared_in_constant_time(app_client, internal, monkeypatch):
     calls = []
     real = hmac.compare_digest
-    monkeypatch.setattr(admin.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
     token = app_client.app.state.collector.admin_token
+    analyst = app_client.app.state.collector.analyst_token
     for path in ("/admin/keys", "/admin/spool", "/admin/inventory"):
-        assert app_client.get(path).status_code == 401
-        assert app_client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert app_client.get(path, headers={"Authorization": f"Bearer {token}x"}).status_code == 401
-        assert app_client.get(path, headers={"Authorization": f"Basic {token}"}).status_code == 401
-        assert app_client.get(path, params={"token": token}).status_code == 401
-        assert app_client.get(path, headers={"Cookie": f"token={token}"}).status_code == 401
-        assert app_client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    r = app_client.post("/admin/query", json={"sql": "SELECT 1"})
+        assert internal.get(path).status_code == 401
+        assert internal.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert internal.get(path, headers={"Authorization": "Bearer"}).status_code == 401
+        assert internal.get(path, headers={"Authorization": "Bearer "}).status_code == 401
+        assert internal.get(path, headers={"Authorization": f"Bearer {token}x"}).status_code == 401
+        assert internal.get(path, headers={"Authorization": f"Basic {token}"}).status_code == 401
+        assert internal.get(path, params={"token": token}).status_code == 401
+        assert internal.get(path, headers={"Cookie": f"token={token}"}).status_code == 401
+        assert internal.get(path, headers={"Authorization": f"Bearer {analyst}"}).status_code == 403
+        assert internal.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    r = internal.post("/admin/query", json={"sql": "SELECT 1"})
     assert r.status_code == 401 and r.json()["error"] == "unauthorized"
     assert calls, "the token must be compared with hmac.compare_digest"
+
+
+def test_public_listener_serves_no_admin_query_or_metrics(app_client):
+    token = app_client.app.state.collector.admin_token
+    for method, path in (("GET", "/metrics"), ("GET", "/admin/keys"), ("POST", "/admin/query"), ("POST", "/api/query"),
+                         ("GET", "/admin/hello"), ("POST", "/admin/forget"), ("GET", "/admin/spool")):
+        r = app_client.request(method, path, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code in (404, 405), (path, r.status_code)
+
+
+def test_tokens_are_refused_when_short_and_created_atomically(tmp_path):
+    from collector import credentials
+
+    with pytest.raises(credentials.CredentialError):
+        credentials.load_or_create(tmp_path / "admin.token", "short")
+    (tmp_path / "admin.token").write_text("")  # what a crash between create and write used to leave
+    token = credentials.load_or_create(tmp_path / "admin.token")
+    assert credentials.usable(token) and (tmp_path / "admin.token").read_text() == token
+    assert (tmp_path / "admin.token").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "bad.token").write_text("abc")
+    with pytest.raises(credentials.CredentialError):
+        credentials.load_or_create(tmp_path / "bad.token")
+    assert not list(tmp_path.glob(".*tmp"))
 
 
 # -- proxies: a spoofed X-Forwarded-For from an untrusted peer ----------------------------------------

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from collector.http.app import create_app
 from collector.pipeline.origin import OriginPolicy, normalize, origin_of_url
 from collector.settings import Site
-from tests.conftest import flush, rows
+from tests.conftest import flush, metrics, rows
 from collector.testing import make_settings
 
 TEXT = {"Content-Type": "text/plain"}
@@ -26,7 +26,7 @@ def event(domain: str, path: str = "/") -> str:
 
 
 def dropped(client, reason: str = "origin") -> float:
-    m = re.search(rf'collector_events_dropped_total\{{reason="{reason}"\}} ([0-9.e+]+)', client.get("/metrics").text)
+    m = re.search(rf'collector_events_dropped_total\{{reason="{reason}"\}} ([0-9.e+]+)', metrics(client))
     return float(m.group(1)) if m else 0.0
 
 
@@ -76,7 +76,7 @@ def test_beacon_from_other_origin_is_dropped_counted_and_answered_the_same(clien
     flush(client)
     assert [r["path"] for r in rows(client, "SELECT path FROM events")] == ["/good"]
     # conservation: every accepted event is stored or dropped with a reason
-    text = client.get("/metrics").text
+    text = metrics(client)
     assert "collector_events_accepted_total 2.0" in text
 
 

@@ -7,7 +7,7 @@ def test_migrations_apply_once_with_ttl_and_dedup_settings(tmp_path):
     s = make_settings(tmp_path)
     store = Store(s.dsn)
     try:
-        assert migrate.apply(store, s) == ["0001_events", "0002_network_id"]
+        assert migrate.apply(store, s) == [m.name for m in migrate.migrations()]
         assert migrate.apply(store, s) == []
         ddl = {name: q for name, q in store.query_rows(
             "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()")}
