@@ -78,3 +78,21 @@ class StorageError(CollectorError):
     @property
     def permanent(self) -> bool:
         return self.kind == PERMANENT
+
+
+class QueryRefused(Forbidden):
+    """The SQL sandbox refused a statement for the caller's role (not readable, not a SELECT, …)."""
+
+    status, code = 403, "query_refused"
+
+
+class QueryLimit(CollectorError):
+    """A sandboxed query exceeded its role's limits (time, memory, rows read or returned)."""
+
+    status, code = 422, "query_limit"
+
+
+class QueryBusy(RateLimited):
+    """Another sandboxed query of the same role is still running."""
+
+    status, code = 429, "query_busy"

@@ -1,7 +1,13 @@
 """ClickHouse through clickhouse-connect: the embedded chDB engine by default, or a server over HTTP(S).
 
 The sink interface is small: ``insert`` a batch idempotently, report ``healthy``, run SQL. chDB has
-no async client and allows one process per data path, so every call goes through one lock.
+no async client and allows one process per data path, so every call of the product's own connection
+goes through one lock.
+
+Analyst and admin SQL (``run_sandboxed``) does not: each role has its own connection (on chDB, a
+second handle on the same engine) and its own lock, so a slow query never holds the loader back.
+chDB runs queries of different handles concurrently: measured, inserts on the product's connection
+took 3-13 ms each while another handle ran a 129 s scan or a ``sleepEachRow`` query.
 
 The driver's errors are translated here and nowhere else: every failure leaves this module as a
 ``StorageError`` whose ``kind`` says whether retrying can help and whose message names no password.
@@ -9,6 +15,7 @@ The driver's errors are translated here and nowhere else: every failure leaves t
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from pathlib import Path
@@ -17,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
 
-from collector.errors import BUSY, PERMANENT, TRANSIENT, StorageError
+from collector.errors import BUSY, PERMANENT, TRANSIENT, QueryBusy, QueryLimit, QueryRefused, StorageError
 
 # ClickHouse error codes that mean the data itself is unacceptable (parse, type and range errors)
 PERMANENT_CODES = {6, 25, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 130, 131, 321, 376, 377, 441, 442}
@@ -79,14 +86,27 @@ def dsn_path(dsn: str) -> str:
     return urlsplit(dsn).path
 
 
+# ClickHouse error codes that mean a sandboxed query ran into its role's limits
+LIMIT_CODES = {158, 159, 160, 161, 162, 163, 191, 197, 201, 202, 241, 290, 307, 396, 397, 398, 399, 733}
+READONLY_CODES = {164}
+
+
 class Store:
-    def __init__(self, dsn: str, database: str = "analytics", connect_timeout: float = 3.0):
+    def __init__(self, dsn: str, database: str = "analytics", connect_timeout: float = 3.0,
+                 sandbox_limits: dict | None = None):
+        from collector.storage import sandbox
+
         self.dsn = dsn
         self.database = database
         self.embedded = dsn.startswith("chdb:")
         self.connect_timeout = connect_timeout
         self._client = None
         self._lock = threading.RLock()
+        self.sandbox_limits = {**sandbox.DEFAULT_LIMITS,
+                               **{sandbox.role_of(k): v for k, v in (sandbox_limits or {}).items()}}
+        self._sandbox_clients: dict = {}
+        self._sandbox_locks = {role: threading.Lock() for role in sandbox.Role}
+        self._functions = None
 
     # -- connection ------------------------------------------------------------------------
     def _connect(self):
@@ -131,6 +151,14 @@ class Store:
                 raise translate(exc, self.dsn, inserting=inserting) from exc
 
     def close(self) -> None:
+        for role, lock in self._sandbox_locks.items():
+            with lock:
+                client = self._sandbox_clients.pop(role, None)
+                if client is not None:
+                    try:
+                        client.close()
+                    except Exception:  # noqa: BLE001 - closing is best effort
+                        pass
         with self._lock:
             if self._client is not None:
                 try:
@@ -169,3 +197,109 @@ class Store:
         settings = {"insert_deduplication_token": token, "async_insert": 0}
         self._call(lambda c: c.insert(f"`{self.database}`.`{table}`", rows, column_names=list(columns),
                                       settings=settings), inserting=True)
+
+    # -- sandboxed SQL (analyst and admin queries) ------------------------------------------------
+    def run_sandboxed(self, sql: str, role, default_format: str = "TabSeparated"):
+        """Run analyst or admin SQL within the role's sandbox; returns ``sandbox.Result(body, format)``,
+        ``format`` being the query's own ``FORMAT`` or ``default_format``.
+
+        Raises ``QueryRefused`` (403) when the sandbox refuses the statement, ``QueryLimit`` (422) when
+        it exceeds the role's limits, ``QueryBusy`` (429) when the role's previous query still runs,
+        ``StorageError`` for anything else the engine reports (400 for a bad statement, 503 when
+        storage is unreachable). Never waits on the product's own connection (the loader's)."""
+        from collector.storage import sandbox
+
+        role = sandbox.role_of(role)
+        if default_format not in sandbox.FORMATS:
+            raise QueryRefused(f"output format {default_format!r} is not allowed")
+        with self._sandbox_session(role) as (scalar, run):
+            checked = sandbox.check(sql, role, self.database, scalar=scalar, functions=self._function_list(scalar),
+                                    default_format=default_format)
+            return sandbox.Result(run(checked.sql, checked.format), checked.format)
+
+    def check_sandboxed(self, sql: str, role, default_format: str = "TabSeparated"):
+        """The sandbox's verdict without running the statement: ``sandbox.Checked`` or ``QueryRefused``."""
+        from collector.storage import sandbox
+
+        role = sandbox.role_of(role)
+        with self._sandbox_session(role) as (scalar, _run):
+            return sandbox.check(sql, role, self.database, scalar=scalar, functions=self._function_list(scalar),
+                                 default_format=default_format)
+
+    def _function_list(self, scalar):
+        from collector.storage import sandbox
+
+        if self._functions is None:
+            import json
+
+            text = scalar(f"SELECT toJSONString(groupArray(tuple(*))) FROM ({sandbox.FUNCTIONS_SQL})")
+            self._functions = sandbox.functions_from_rows(json.loads(text))
+        return self._functions
+
+    @contextlib.contextmanager
+    def _sandbox_session(self, role):
+        limits = self.sandbox_limits[role]
+        lock = self._sandbox_locks[role]
+        if not lock.acquire(timeout=limits.queue_seconds):
+            raise QueryBusy(f"another {role.value} query is still running; retry shortly",
+                            retry_after=max(1, int(limits.max_execution_time)))
+        try:
+            client = self._sandbox_clients.get(role)
+            if client is None:
+                client = self._sandbox_clients[role] = self._connect_sandbox(role)
+            # a server connection has no session: the limits ride with every query
+            per_query = None if self.embedded else limits.settings()
+
+            def call(sql: str, fmt: str) -> bytes:
+                try:
+                    return client.raw_query(sql, fmt=fmt, settings=per_query)
+                except (ClickHouseError, OSError, RuntimeError) as exc:
+                    if not self.embedded and isinstance(exc, (OperationalError, OSError)):
+                        self._sandbox_clients.pop(role, None)
+                    raise _sandbox_error(exc, self.dsn) from exc
+
+            def scalar(sql: str) -> str:
+                return call(sql, "RawBLOB").decode()
+
+            yield scalar, call
+        finally:
+            lock.release()
+
+    def _connect_sandbox(self, role):
+        """The role's own connection. On chDB a second handle on the engine whose session carries the
+        role's limits, ``readonly=1`` applied last so no statement can change them afterwards."""
+        import clickhouse_connect
+
+        self.client  # the product's connection creates the database and, on a server, reads its name
+        limits = self.sandbox_limits[role]
+        try:
+            if self.embedded:
+                client = clickhouse_connect.get_client(dsn=f"chdb://{dsn_path(self.dsn)}")
+                client.database = self.database
+                for key, value in limits.settings().items():
+                    literal = str(value) if isinstance(value, int) else "'" + str(value).replace("'", "") + "'"
+                    client.command(f"SET {key} = {literal}")
+            else:
+                parts = urlsplit(self.dsn)
+                base = urlunsplit(parts._replace(path="", query=""))
+                client = clickhouse_connect.get_client(dsn=base, connect_timeout=self.connect_timeout,
+                                                       send_receive_timeout=int(limits.max_execution_time) + 10,
+                                                       autogenerate_session_id=False)
+                client.database = self.database
+        except (ClickHouseError, OSError, RuntimeError) as exc:
+            err = translate(exc, self.dsn)
+            if err.kind == PERMANENT:
+                err.kind = TRANSIENT
+            raise err from exc
+        return client
+
+
+def _sandbox_error(exc: BaseException, dsn: str):
+    """A sandboxed query's failure: limits and read-only refusals are the caller's, not storage's."""
+    m = _CODE.search(str(exc))
+    code = int(m.group(1)) if m else None
+    if code in LIMIT_CODES:
+        return QueryLimit(f"the query exceeded its limits: {describe(exc, dsn)}")
+    if code in READONLY_CODES:
+        return QueryRefused(f"refused: the query needs more than read-only access: {describe(exc, dsn)}")
+    return translate(exc, dsn)
