@@ -6,6 +6,11 @@ carrier's address does); the city is cleared and the configured geo precision st
 ``country`` precision keeps the country only. Invalid codes leave the IP geography as it was.
 Coordinates, postal codes and city names are never read: the decoder does not accept such keys.
 Web pages (platform ``web``) cannot set a location this way.
+
+The app's own descriptive fields are held to closed forms before anything else reads them: ``platform``
+is one of ``PLATFORMS`` (anything else is ``other``), ``app_version`` keeps its leading numeric version
+(``2.14.0-beta+build.7`` -> ``2.14.0``), and ``device_model`` is kept only in the shape of a model
+identifier (``Pixel 8``, ``iPhone15,2``, ``SM-X700``); the scrub step then runs the detectors over both.
 """
 
 from __future__ import annotations
@@ -13,6 +18,37 @@ from __future__ import annotations
 import re
 
 from collector.pipeline.event import Event
+
+PLATFORMS = frozenset(("web", "ios", "ipados", "android", "macos", "windows", "linux", "chromeos", "tvos",
+                       "watchos", "visionos", "wearos", "androidtv", "fireos", "harmonyos", "other"))
+_PLATFORM_ALIASES = {"iphoneos": "ios", "iphone": "ios", "ipad": "ipados", "osx": "macos", "mac": "macos",
+                     "macosx": "macos", "win": "windows", "win32": "windows", "cros": "chromeos"}
+_APP_VERSION = re.compile(r"[vV]?(\d{1,5}(?:\.\d{1,6}){0,3})")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ,._()+-]{0,63}")
+
+
+def platform_of(raw: str | None) -> str:
+    """The platform from a closed set: ``web`` when none was sent, ``other`` when it is not known."""
+    if not raw:
+        return "web"
+    p = raw.strip().lower().replace(" ", "").replace("_", "")
+    p = _PLATFORM_ALIASES.get(p, p)
+    return p if p in PLATFORMS else "other"
+
+
+def app_version_of(raw: str | None) -> str:
+    """The leading numeric version (at most four parts), or empty."""
+    m = _APP_VERSION.match(raw.strip()) if raw else None
+    return m.group(1) if m else ""
+
+
+def device_model_of(raw: str | None) -> str:
+    """A model identifier as sent, or empty when it is not shaped like one (``Jane's iPhone``)."""
+    if not raw:
+        return ""
+    raw = " ".join(raw.split())
+    return raw if _MODEL.fullmatch(raw) else ""
+
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _SUBDIVISION = re.compile(r"[A-Z0-9]{1,3}")

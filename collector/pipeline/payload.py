@@ -1,9 +1,13 @@
-"""Copies the decoded payload's own fields onto the row: identity of the event, time, name, props."""
+"""Copies the decoded payload's own fields onto the row: identity of the event, time, name, props.
+
+The app fields are held to their closed forms here (``applocation.platform_of`` and friends), so every
+later step reads a canonical platform; free text (name, props, titles) is scrubbed by the scrub step."""
 
 from __future__ import annotations
 
 import os
 
+from collector.pipeline.applocation import app_version_of, device_model_of, platform_of
 from collector.pipeline.event import Event
 
 
@@ -51,8 +55,8 @@ class PayloadStep:
             "props": p.get("props", {}),
             "link_url": p.get("link", ""),
             "click_text": p.get("text", ""),
-            "platform": p.get("platform", "web"),
-            "app_version": p.get("app_version", ""),
-            "device_model": p.get("device_model", ""),
+            "platform": platform_of(p.get("platform")),
+            "app_version": app_version_of(p.get("app_version")),
+            "device_model": device_model_of(p.get("device_model")),
         }
         return ev

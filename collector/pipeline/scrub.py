@@ -1,14 +1,16 @@
 """Applies the privacy scrubber to every free-text field before anything is stored.
 
-Paths lose id-like segments; the query keeps only allow-listed parameters; search terms, titles,
-click text, link URLs and custom properties go through the PII/PHI detectors; lengths are capped.
+Paths lose id-like segments; the query keeps only allow-listed parameters; the event name, search
+terms, titles, click text, link URLs, custom properties (URL- and path-like values scrubbed as links
+and paths), app version and device model go through the PII/PHI detectors; the page host and the
+referring host keep only labels that are plainly names; lengths are capped.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from collector.settings import DEFAULT_QUERY_ALLOW
+from collector.settings import DEFAULT_QUERY_ALLOW, Site
 from collector.pipeline.event import Event
 from collector.privacy.scrub import Scrubber
 
@@ -40,45 +42,76 @@ class Clean:
 
 
 class Scrubbers:
-    """One site's scrubber, with memos for the fields that repeat most (paths, titles, query values)."""
+    """One site's scrubber, with memos for the fields that repeat most (paths, titles, query values,
+    event names, hosts)."""
 
-    def __init__(self, patterns: tuple[str, ...]):
-        sc = self.sc = Scrubber(patterns)
+    def __init__(self, site: Site):
+        self.site = site
+        sc = self.sc = Scrubber(site.member_id_patterns, site.keep_numeric_segments)
         self.path = Clean(sc.path)
-        self.query_value = Clean(lambda v: sc.text(v, 128))
+        self.query_value = Clean(lambda v: sc.text(v, 128, form=True))
         self.title = Clean(lambda v: sc.text(v, 256))
+        self.name = Clean(lambda v: sc.text(v, 120))
+        self.host = Clean(lambda v: sc.host(v, site.domain))
+        self.foreign_host = Clean(sc.host)
+        self.app = Clean(lambda v: v if sc.text(v, 64) == v else "")
+
+
+def _url_like(value: str) -> bool:
+    return value[:8].lower().startswith(("http://", "https://")) or value.startswith("//")
 
 
 class ScrubStep:
     name = "scrub"
 
     def __init__(self):
-        self._by_patterns: dict[tuple[str, ...], Scrubbers] = {}
+        self._by_site: dict[str, Scrubbers] = {}
 
-    def scrubbers(self, patterns: tuple[str, ...]) -> Scrubbers:
-        s = self._by_patterns.get(patterns)
-        if s is None:
-            s = self._by_patterns[patterns] = Scrubbers(patterns)
+    def scrubbers(self, site: Site) -> Scrubbers:
+        s = self._by_site.get(site.domain)
+        if s is None or s.site is not site:
+            if len(self._by_site) >= 1024:
+                self._by_site.clear()
+            s = self._by_site[site.domain] = Scrubbers(site)
         return s
 
-    def scrubber(self, patterns: tuple[str, ...]) -> Scrubber:
-        return self.scrubbers(patterns).sc
+    def scrubber(self, site: Site) -> Scrubber:
+        return self.scrubbers(site).sc
 
-    def link(self, sc: Scrubber, url: str) -> str:
+    def link(self, scs: Scrubbers, url: str) -> str:
+        """Scheme, checked host, a non-default port, and the scrubbed path of a link; nothing else."""
+        sc = scs.sc
         try:
-            parts = urlsplit(url)
+            parts = urlsplit(url.strip())
+            port = parts.port
         except ValueError:
             return ""
         if parts.scheme in ("http", "https") and parts.hostname:
-            return f"{parts.scheme}://{parts.hostname}{sc.path(parts.path, 512)}"
+            host = scs.foreign_host(parts.hostname)
+            if ":" in host:  # an IPv6 literal is "[ip]" by now; keep brackets off anything else
+                host = "*"
+            default = {"http": 80, "https": 443}[parts.scheme]
+            netloc = f"{host}:{port}" if port is not None and port != default else host
+            return f"{parts.scheme}://{netloc}{sc.path(parts.path, 512)}"
         if parts.scheme in ("mailto", "tel", "sms"):
             return f"{parts.scheme}:[redacted]"
+        if parts.scheme or parts.netloc:
+            return ""
         return sc.path(parts.path, 512)
 
+    def prop(self, scs: Scrubbers, value: str) -> str:
+        if _url_like(value):
+            return self.link(scs, value)[:256]
+        if value.startswith("/") and " " not in value:
+            return scs.sc.path(value, 256)
+        return scs.sc.text(value, 256)
+
     def __call__(self, ev: Event) -> Event:
-        scs = self.scrubbers(ev.site.member_id_patterns)
+        scs = self.scrubbers(ev.site)
         sc = scs.sc
         row = ev.row
+        row["name"] = scs.name(row["name"])
+        row["host"] = scs.host(row["host"])
         row["path"] = scs.path(row["path"])
         qv = scs.query_value
         kept = None
@@ -86,14 +119,23 @@ class ScrubStep:
             allowed = DEFAULT_QUERY_ALLOW + ev.site.search_params
             kept = [(k, qv(v)) for k, v in ev.query.items() if k in allowed]
         row["query"] = urlencode(kept)[:512] if kept else ""
+        ref = row.get("referrer_host") or ""
+        if ref:
+            clean_ref = scs.host(ref)
+            if row["referrer_source"] == ref:  # an unnamed source is the referring host itself
+                row["referrer_source"] = clean_ref
+            row["referrer_host"] = clean_ref
         for f in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer_source"):
             if row[f]:
                 row[f] = qv(row[f])
-        row["search_term"] = sc.text(row["search_term"], 256)
+        row["search_term"] = sc.text(row["search_term"], 256, form=True)
         row["title"] = scs.title(row["title"])
         row["click_text"] = sc.text(row["click_text"], 256)
         if row["link_url"]:
-            row["link_url"] = self.link(sc, row["link_url"])
+            row["link_url"] = self.link(scs, row["link_url"])
         if row["props"]:
-            row["props"] = {sc.text(k, 64): sc.text(v, 256) for k, v in row["props"].items()}
+            row["props"] = {sc.text(k, 64): self.prop(scs, v) for k, v in row["props"].items()}
+        for f in ("app_version", "device_model"):
+            if row.get(f):
+                row[f] = scs.app(row[f])
         return ev
