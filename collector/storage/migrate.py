@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.settings import ConfigError
 
 
 def _migrations_dir() -> Path:
@@ -48,11 +49,25 @@ def repeatables(directory: Path = MIGRATIONS) -> list[Migration]:
     return [Migration(0, p.stem, p.read_text()) for p in sorted(directory.iterdir()) if _REPEATABLE.match(p.name)]
 
 
+# visit_slices holds five-minute slices: a shorter timeout could split a slice, which the views cannot
+MIN_SESSION_TIMEOUT_MIN = 5
+_TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
+
+
 def _params(settings) -> dict[str, object]:
+    timeout = int(settings.session_timeout_min)
+    if timeout < MIN_SESSION_TIMEOUT_MIN:
+        raise ConfigError(f"COLLECTOR_SESSION_TIMEOUT_MIN: {timeout} is below {MIN_SESSION_TIMEOUT_MIN} minutes, "
+                          "the length of the visit slices")
+    tz = str(settings.site_timezone)
+    if not _TIMEZONE.match(tz):
+        raise ConfigError(f"COLLECTOR_SITE_TIMEZONE: {tz!r} is not an IANA time zone name")
     return {
         "retention_anonymous_months": int(settings.retention_anonymous_months),
         "retention_member_months": int(settings.retention_member_months),
         "min_group_visitors": max(1, int(settings.min_group_visitors)),
+        "session_timeout_min": timeout,
+        "site_timezone": tz,
     }
 
 
@@ -80,16 +95,20 @@ def apply(store, settings) -> list[str]:
     return applied
 
 
+_TTL_COLUMN = {"events": "toDateTime(ts)", "member_events": "toDateTime(ts)", "visit_slices": "slice_start"}
+
+
 def _align_ttl(store, params) -> None:
     for table, months in (("events", params["retention_anonymous_months"]),
-                          ("member_events", params["retention_member_months"])):
+                          ("member_events", params["retention_member_months"]),
+                          ("visit_slices", params["retention_anonymous_months"])):
         rows = store.query_rows(
             "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
             parameters={"t": table},
         )
         if rows and f"toIntervalMonth({months})" not in rows[0][0]:
             store.command(
-                f"ALTER TABLE {table} MODIFY TTL toDateTime(ts) + INTERVAL {months} MONTH DELETE",
+                f"ALTER TABLE {table} MODIFY TTL {_TTL_COLUMN[table]} + INTERVAL {months} MONTH DELETE",
                 )
 
 
