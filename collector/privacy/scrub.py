@@ -98,6 +98,7 @@ _WORDS = re.compile(r"[-_.\s+]+")
 SEP = r"[\s\-_/.()\u2010-\u2015\u2212\u2043\ufe58\ufe63]"
 NUMSEQ = re.compile(r"(?<!\d)(?:\+\s?)?(?:\(\d{1,4}\)\s?)?\d(?:" + SEP + r"{0,3}\d)*")
 _GROUP = re.compile(r"\d+")
+_DIGIT = re.compile(r"\d")
 _NOT_DIGIT = re.compile(r"\D+")
 
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -233,7 +234,7 @@ def _b64_text(token: str) -> str | None:
 
 
 def digit_count(s: str) -> int:
-    return sum(1 for c in s if "0" <= c <= "9")
+    return len(_NOT_DIGIT.sub("", s))
 
 
 class Scrubber:
@@ -264,7 +265,7 @@ class Scrubber:
         if len(v) >= 12:
             if "eyJ" in v:
                 v = JWT.sub("[token]", v)
-            if depth < 2:
+            if depth < 2 and B64.search(v) is not None:
                 v = B64.sub(lambda m: self._b64(m, depth), v)
         if "@" in v:
             v = emails(v, v.replace(" ", "+") if form else None)
@@ -274,7 +275,7 @@ class Scrubber:
                 v = AT_TEXT.sub("[email]", v)
         if self.member is not None:
             v = self.member.sub("[member_id]", v)
-        if any(c.isdigit() for c in v):
+        if _DIGIT.search(v) is not None:
             v = DATE_WORDS.sub("[date]", v)
             v = NUMSEQ.sub(_number, v)
         return v
