@@ -16,8 +16,12 @@ identifier (``Pixel 8``, ``iPhone15,2``, ``SM-X700``); the scrub step then runs 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from collector.pipeline.event import Event
+from collector.privacy.scrub import Scrubber
+
+_PLAIN = Scrubber()  # the built-in detectors; the scrub step adds the site's member-id patterns
 
 PLATFORMS = frozenset(("web", "ios", "ipados", "android", "macos", "windows", "linux", "chromeos", "tvos",
                        "watchos", "visionos", "wearos", "androidtv", "fireos", "harmonyos", "other"))
@@ -36,18 +40,21 @@ def platform_of(raw: str | None) -> str:
     return p if p in PLATFORMS else "other"
 
 
+@lru_cache(maxsize=4096)
 def app_version_of(raw: str | None) -> str:
-    """The leading numeric version (at most four parts), or empty."""
+    """The leading numeric version (at most four parts), or empty; empty too when the value as sent
+    holds anything a detector flags (``123-45-6789`` is not version 123)."""
     m = _APP_VERSION.match(raw.strip()) if raw else None
-    return m.group(1) if m else ""
+    return m.group(1) if m and not _PLAIN.pii(raw) else ""
 
 
+@lru_cache(maxsize=4096)
 def device_model_of(raw: str | None) -> str:
     """A model identifier as sent, or empty when it is not shaped like one (``Jane's iPhone``)."""
     if not raw:
         return ""
     raw = " ".join(raw.split())
-    return raw if _MODEL.fullmatch(raw) else ""
+    return raw if _MODEL.fullmatch(raw) and not _PLAIN.pii(raw) else ""
 
 
 _COUNTRY = re.compile(r"[A-Z]{2}")

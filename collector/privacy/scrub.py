@@ -288,8 +288,9 @@ class Scrubber:
         return tok
 
     def pii(self, value: str) -> bool:
-        """Whether any detector flags ``value`` (already normalized)."""
-        return self._detect(value, False, 0) != value
+        """Whether any detector flags ``value`` (or it does not settle when decoded)."""
+        v = normalize(value)
+        return v is None or self._detect(v, False, 0) != v
 
     # URLs -----------------------------------------------------------------------------------------
 
