@@ -131,5 +131,5 @@ def render(items: list[dict]) -> str:
             current = it["table"]
             lines.append(f"\n{current} — {it['table_meaning']} (retention: {it['retention']})")
         lines.append(f"  {it['column']:<16} {it['type']:<36} {it['granularity']:<18} "
-                     f"identifies: {it["identifies_person"]:<24} {it['meaning']}")
+                     f"identifies: {it['identifies_person']:<24} {it['meaning']}")
     return "\n".join(lines).lstrip("\n") + "\n"
