@@ -146,6 +146,12 @@ class CollectorProcess:
     def admin(self, method: str, path: str, **kw) -> httpx.Response:
         return self.internal(method, path, token=self.settings.admin_token, **kw)
 
+    def tables(self) -> list[str]:
+        """Every stored table and view, from the inventory (the sandbox keeps system tables closed)."""
+        resp = self.admin("GET", "/admin/inventory")
+        resp.raise_for_status()
+        return sorted({item["table"] for item in resp.json()})
+
     def metrics(self) -> str:
         return self.internal("GET", "/metrics").text
 

@@ -39,7 +39,13 @@ def cmd_migrate(args, settings, backend) -> int:
 
 
 def cmd_query(args, settings, backend) -> int:
-    sys.stdout.buffer.write(backend.query(" ".join(args.sql), args.format))
+    if args.file:
+        sql = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+    elif args.sql:
+        sql = " ".join(args.sql)
+    else:
+        sys.exit("collector: give the SQL as arguments, or --file PATH (- for stdin)")
+    sys.stdout.buffer.write(backend.query(sql, args.format, "analyst" if args.analyst else "admin"))
     return 0
 
 
@@ -59,7 +65,10 @@ def cmd_token(args, settings, backend) -> int:
     site = settings.site(args.site)
     if site is None or not site.secret:
         sys.exit(f"collector: site {args.site!r} is not configured with a secret")
-    print(mint(site.secret, site.domain, args.member_ref, args.purposes.split(","), args.ttl))
+    try:
+        print(mint(site.secret, site.domain, args.member_ref, args.purposes.split(","), args.ttl))
+    except ValueError as exc:
+        sys.exit(f"collector: {exc}")
     return 0
 
 
@@ -122,7 +131,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)
     q = sub.add_parser("query", help="run SQL (through the running collector on the embedded engine)")
     q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format, e.g. JSONEachRow, TSV")
-    q.add_argument("sql", nargs="+")
+    q.add_argument("--file", help="read the SQL from this file (- for stdin)")
+    q.add_argument("--analyst", action="store_true",
+                   help="run with the analyst role (documented views only) instead of the admin role")
+    q.add_argument("sql", nargs="*")
     q.set_defaults(fn=cmd_query)
     k = sub.add_parser("keys", help="pseudonymization keys")
     k.add_argument("action", choices=["status", "rotate"])

@@ -24,7 +24,7 @@ from collector.paths import DataDir
 class Backend(Protocol):
     running: bool
 
-    def query(self, sql: str, fmt: str) -> bytes: ...
+    def query(self, sql: str, fmt: str, role: str = "admin") -> bytes: ...
     def migrate(self) -> list[str] | None: ...
     def forget(self, site: str, member_ref: str) -> dict[str, int]: ...
     def inventory(self) -> list[dict]: ...
@@ -44,13 +44,18 @@ class Remote:
 
     running = True
 
-    def __init__(self, base: str, token: str, transport: httpx.BaseTransport | None = None):
+    def __init__(self, base: str, token: str, transport: httpx.BaseTransport | None = None, analyst: str = ""):
+        self.analyst = analyst
         self.http = httpx.Client(base_url=base, transport=transport, headers={"Authorization": f"Bearer {token}"},
                                  timeout=120)
 
     def _call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+        return self._call_as(None, method, path, body)
+
+    def _call_as(self, token: str | None, method: str, path: str, body: dict | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            resp = self.http.request(method, path, json=body)
+            resp = self.http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise CommandError(f"the running collector did not answer: {exc}") from None
         if resp.status_code >= 400:
@@ -61,8 +66,11 @@ class Remote:
             raise CommandError(msg)
         return resp
 
-    def query(self, sql: str, fmt: str) -> bytes:
-        return self._call("POST", "/admin/query", {"sql": sql, "format": fmt}).content
+    def query(self, sql: str, fmt: str, role: str = "admin") -> bytes:
+        if role == "admin":
+            return self._call("POST", "/admin/query", {"sql": sql, "format": fmt}).content
+        resp = self._call_as(self.analyst, "POST", "/api/query", {"sql": sql, "format": fmt})
+        return resp.content
 
     def migrate(self) -> list[str] | None:
         return None  # the running collector applies migrations at startup
@@ -107,8 +115,8 @@ class Local:
             self._store = store_for(self.settings)
         return self._store
 
-    def query(self, sql: str, fmt: str) -> bytes:
-        return self.store.query_raw(sql, fmt)
+    def query(self, sql: str, fmt: str, role: str = "admin") -> bytes:
+        return self.store.run_sandboxed(sql, role, fmt).body
 
     def migrate(self) -> list[str] | None:
         from collector.storage import migrate
@@ -209,7 +217,8 @@ def connect(settings) -> Backend:
                                "(wrong admin token?): nothing was sent to it")
     finally:
         probe.close()
-    return Remote("http://collector", token, transport)
+    analyst = settings.analyst_token or credentials.read(data.analyst_token)
+    return Remote("http://collector", token, transport, analyst)
 
 
 __all__ = ["Backend", "CommandError", "Local", "Remote", "StorageError", "connect"]

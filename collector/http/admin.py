@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from collector.http.api import read_body
 from collector.http.decode import parse_json
 from collector.errors import BadRequest
-from collector.http.auth import ADMIN, proof, require
+from collector.http.auth import ADMIN, proof, require, role_of
 from collector.privacy import erasure, inventory
 
 FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,40}$")
@@ -49,16 +49,35 @@ async def _storage(fn, *args):
     return await asyncio.to_thread(fn, *args)
 
 
+MEDIA = {"JSON": "application/json", "JSONEachRow": "application/x-ndjson", "CSV": "text/csv",
+         "CSVWithNames": "text/csv", "TabSeparated": "text/tab-separated-values",
+         "TabSeparatedWithNames": "text/tab-separated-values"}
+SQL_TYPES = ("text/plain", "application/sql")
+
+
 async def query(request: Request) -> Response:
-    doc = await _json(request)
-    sql, fmt = doc.get("sql"), doc.get("format", "TabSeparatedWithNames")
+    """SQL within the sandbox of the caller's role: ``/admin/query`` needs the admin token,
+    ``/api/query`` answers the analyst (documented views only) and the admin alike. The body is JSON
+    (``{"sql": ..., "format": ...}``) or the SQL itself as text/plain; a ``FORMAT`` clause in the SQL
+    wins over the requested format."""
+    role = require(request, ADMIN) if request.url.path.startswith("/admin/") else role_of(request)
+    body = await read_body(request, 1 << 20)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in SQL_TYPES:
+        sql, fmt = body.decode("utf-8", "replace"), request.query_params.get("format", "TabSeparatedWithNames")
+    else:
+        doc = parse_json(body)
+        if not isinstance(doc, dict):
+            raise BadRequest("body must be a JSON object with sql (or text/plain SQL)")
+        sql, fmt = doc.get("sql"), doc.get("format", "TabSeparatedWithNames")
     if not isinstance(sql, str) or not sql.strip():
         raise BadRequest("sql must be a non-empty string")
     if not isinstance(fmt, str) or not FORMAT.match(fmt):
         raise BadRequest("format must be a ClickHouse output format name")
     store = request.app.state.collector.store
-    data = await _storage(store.query_raw, sql, fmt)
-    return Response(data, media_type="application/octet-stream")
+    result = await _storage(store.run_sandboxed, sql, role, fmt)
+    return Response(result.body, media_type=MEDIA.get(result.format, "application/octet-stream"),
+                    headers={"X-Collector-Format": result.format, "X-Collector-Role": role})
 
 
 async def forget(request: Request) -> Response:

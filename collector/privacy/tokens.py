@@ -48,7 +48,13 @@ class TokenRefused(Exception):
         self.reason = reason
 
 
+# a token links for at most this long after it was issued (a login session, not a standing credential)
+MAX_TTL_S = 12 * 3600
+
+
 def mint(secret: str, site: str, member_ref: str, purposes: list[str], ttl_s: int, now: float | None = None) -> str:
+    if not 0 < int(ttl_s) <= MAX_TTL_S:
+        raise ValueError(f"ttl must be between 1 and {MAX_TTL_S} seconds")
     now = int(time.time() if now is None else now)
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
     claims = {"sub": member_ref, "aud": site, "pur": list(purposes), "iat": now, "exp": now + int(ttl_s),
@@ -88,6 +94,8 @@ def verify(token: str, secret: str, site: str, now: float | None = None, leeway_
         raise TokenRefused("wrong_site")
     if exp <= now:
         raise TokenRefused("expired")
+    if exp - iat > MAX_TTL_S:
+        raise TokenRefused("lifetime_too_long")
     if iat > now + leeway_s:
         raise TokenRefused("not_yet_valid")
     return Identity(sub, site, tuple(str(p) for p in pur), iat, exp, jti)

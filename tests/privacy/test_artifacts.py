@@ -48,7 +48,7 @@ def test_sent_identifiers_are_in_no_artifact(tmp_path, geo_dbs):
         spool = read_all(tmp_path / "data" / "spool")
         assert spool and b"example.org" in spool
         proc.flush()
-        tables = [r["name"] for r in proc.query("SELECT name FROM system.tables WHERE database = currentDatabase()")]
+        tables = proc.tables()
         dump = "".join(json.dumps(proc.query(f"SELECT * FROM {t}")) for t in tables)
         assert "81.2.69" in dump  # the /24 prefix was stored as configured
         assert len(proc.query("SELECT * FROM member_events WHERE member_id != ''")) == 1

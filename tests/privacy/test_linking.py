@@ -117,3 +117,64 @@ def test_authenticated_prefix_goes_to_member_plane_without_visitor_pseudonym(app
     (row,) = rows(app_client, "SELECT * FROM member_events")
     assert row["path"] == "/member/claims" and row["member_id"] == "" and "visitor_id" not in row
     assert rows(app_client, "SELECT count() AS n FROM events")[0]["n"] == 0
+
+
+def test_nothing_timed_before_the_token_was_issued_links(app_client):
+    now = time.time()
+    t = token(now=now)
+    body = {"n": "pageview", "u": "https://example.org/claims", "d": "example.org", "cid": CID, "identity": t,
+            "ts": int((now - 240) * 1000)}
+    assert app_client.post("/api/event", content=json.dumps(body), headers=HEADERS).status_code == 202
+    send(app_client, "/benefits", identity=t)
+    flush(app_client)
+    assert [r["path"] for r in rows(app_client, "SELECT path FROM events")] == ["/claims"]
+    assert [r["path"] for r in rows(app_client, "SELECT path FROM member_events")] == ["/benefits"]
+    assert refused(app_client).get("before_issue") == 1
+
+
+def test_tokens_with_a_long_lifetime_never_link(app_client):
+    import base64
+
+    import pytest
+
+    from collector.privacy.tokens import MAX_TTL_S
+
+    with pytest.raises(ValueError):
+        token(ttl=MAX_TTL_S + 1)
+    # a token signed by a backend that ignores the cap
+    now = int(time.time())
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
+    claims = {"sub": "MEMBER-REF-777", "aud": "example.org", "pur": ["analytics_linking"], "iat": now - 10,
+              "exp": now + 30 * 86400, "jti": "x"}
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    sig = hmac.new(SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    long_lived = f"{header}.{body}.{base64.urlsafe_b64encode(sig).rstrip(b'=').decode()}"
+    send(app_client, "/claims", identity=long_lived)
+    flush(app_client)
+    assert rows(app_client, "SELECT count() AS n FROM member_events")[0]["n"] == 0
+    assert refused(app_client).get("lifetime_too_long") == 1
+
+
+def test_authenticated_prefixes_match_the_normalized_path(app_client):
+    # the test site's prefix is /member/
+    variants = ["/member", "/Member/claims", "//member/claims", "/./member/claims", "/member;x=1/claims",
+                "/MEMBER/", "/%6Dember/claims", "/x/../member/claims", "/%252Fmember/claims"]
+    for i, path in enumerate(variants):
+        send(app_client, path, cid=f"abcdefg.Variant{i:04d}xyz")
+    send(app_client, "/members-news", cid="abcdefg.Other0000xyz")  # a different page, not the prefix
+    flush(app_client)
+    anon = [r["path"] for r in rows(app_client, "SELECT path FROM events")]
+    assert anon == ["/members-news"], anon
+    assert rows(app_client, "SELECT count() AS n FROM member_events")[0]["n"] == len(variants)
+
+
+def test_member_plane_keeps_only_coarse_quasi_identifiers(app_client):
+    t = token()
+    send(app_client, "/claims", identity=t, headers={"X-Forwarded-For": "2.125.160.216"})
+    flush(app_client)
+    (row,) = rows(app_client, "SELECT * FROM member_events")
+    assert row["browser"] == "Chrome" and row["os"] == "Windows" and row["device"] == "desktop"
+    assert row["country"] == "US"
+    assert (row["browser_version"], row["os_version"], row["region"], row["city"], row["isp"], row["asn"]) == \
+        ("", "", "", "", "", 0)
+    assert row["ts"][11:].startswith("00:00:0"), row["ts"]  # the login's day plus seconds since the login

@@ -100,9 +100,11 @@
     event:function(n,o){send(n+'',{p:o&&o.props})},
     pageview:function(){pageview(1)},
     search:function(t,o){send('Site Search',{search:t+'',p:o&&o.props})},
-    identify:function(t){restart();put(SS,ID,t)},
+    // Engagement is only ever sent under the identity its page view had: the rest of the current
+    // page's time is dropped when the identity changes.
+    identify:function(t){restart();page=0;put(SS,ID,t)},
     // After logout the tab gets a fresh client id, so later anonymous browsing is a new visitor.
-    logout:function(){restart();put(SS,ID);put(SS,CID);mem=0}
+    logout:function(){restart();page=0;put(SS,ID);put(SS,CID);mem=0}
   };
   function collector(c){
     var f=calls[c];
