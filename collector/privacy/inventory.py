@@ -13,6 +13,49 @@ from collector.storage.migrate import retention_months
 # collector itself makes the value, "(aggregate)" for counts in the analyst views.
 SERVER, CLOSED, SCRUBBED, AGGREGATE = "no (server-set)", "no (closed set)", "no (scrubbed)", "no (aggregate)"
 COLUMNS: dict[str, tuple[str, str, str]] = {
+    # visits and the analyst views (see docs/analytics.md)
+    "slice_start": ("five-minute slice of one visitor pseudonym's events", "minute", SERVER),
+    "first_ts": ("first event time in the slice", "millisecond", SERVER),
+    "last_ts": ("last event time in the slice", "millisecond", SERVER),
+    "opens_engaged": ("aggregate state: whether the slice's first event is an engagement event", "slice", AGGREGATE),
+    "interactions": ("pageviews plus custom events", "count", AGGREGATE),
+    "entry_page": ("first pageview path of the visit (a state in visit_slices)", "page", SCRUBBED),
+    "exit_page": ("last pageview path of the visit (a state in visit_slices)", "page", SCRUBBED),
+    "source": ("the visit's landing source: referrer source, else UTM source, else Direct (a state in "
+               "visit_slices)", "source", SCRUBBED),
+    "client": ("aggregate state of the landing device, browser, OS, geography and network pseudonym",
+               "visitor-slice", "pseudonymous (holds network_id), unlinkable after key destruction"),
+    "steps": ("pageview paths and custom event names in time order", "visit", SCRUBBED),
+    "pages": ("pageview paths of the visit in order", "visit", SCRUBBED),
+    "visit_no": ("number of the visit within its visitor pseudonym", "visit", SERVER),
+    "start_ts": ("visit start", "millisecond", SERVER),
+    "end_ts": ("visit end", "millisecond", SERVER),
+    "duration_s": ("visit end minus start", "second", SERVER),
+    "bounce": ("1 when the visit has one interaction", "flag", SERVER),
+    "goal": ("goal name, defined by the operator", "goal", CLOSED),
+    "kind": ("goal kind: page or event", "goal", CLOSED),
+    "match": ("page path or event name a goal matches, defined by the operator", "goal", CLOSED),
+    "created_at": ("when the goal was defined", "second", SERVER),
+    "hour": ("hour in COLLECTOR_SITE_TIMEZONE", "hour", SERVER),
+    "day": ("calendar day in COLLECTOR_SITE_TIMEZONE (default UTC)", "day", SERVER),
+    "visits": ("visits in the group", "count", AGGREGATE),
+    "bounces": ("bounced visits in the group", "count", AGGREGATE),
+    "bounce_rate": ("bounces / visits", "ratio", AGGREGATE),
+    "visit_duration_s": ("average visit duration", "second", AGGREGATE),
+    "time_on_page_s": ("engagement seconds per pageview", "second", AGGREGATE),
+    "clicks": ("link clicks", "count", AGGREGATE),
+    "prop": ("custom property key", "event", SCRUBBED),
+    "value": ("custom property value", "event", SCRUBBED),
+    "from_path": ("a pageview path followed in the same visit by to_path", "page", SCRUBBED),
+    "to_path": ("the pageview path that followed from_path", "page", SCRUBBED),
+    "transitions": ("page-to-page steps in the group", "count", AGGREGATE),
+    "conversions": ("visits reaching the goal", "count", AGGREGATE),
+    "conversion_rate": ("conversions / visits (funnel: visits at the level / visits at the first step)", "ratio",
+                        AGGREGATE),
+    "level": ("funnel level number", "funnel", SERVER),
+    "step": ("funnel step at the level", "funnel", SCRUBBED),
+    "suppressed": ("1 when the funnel level is under the small-group threshold (its numbers read 0)", "flag",
+                   SERVER),
     "event_id": ("random id of the event, for exactly-once loading", "per event", SERVER),
     "site": ("the site's domain, one of the configured sites", "site", CLOSED),
     "ts": ("when the event happened (server clock; client clock if within the allowed skew)", "millisecond",
@@ -79,9 +122,9 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
                        "version", "no (signed by the site)"),
     "version": ("applied migration number", "migration", SERVER),
     # analyst views
-    "day": ("calendar day (UTC)", "day", SERVER),
     "pageviews": ("pageviews in the group", "count", AGGREGATE),
-    "visitors": ("distinct visitor pseudonyms in the group; groups below the threshold are left out", "count",
+    "visitors": ("distinct visitor pseudonyms in the group; groups under k visitors or k networks fold into "
+                 "(other)", "count",
                  AGGREGATE),
     "searches": ("site searches in the group", "count", AGGREGATE),
     "events": ("events in the group", "count", AGGREGATE),
@@ -93,12 +136,43 @@ TABLE_MEANING = {
     "member_events": "member plane: events after a verified, consented login, and authenticated pages",
     "consent_ledger": "every consent grant and withdrawal",
     "schema_migrations": "applied schema migrations",
-    "pages_daily": "view: pageviews, visitors and engagement per page and day",
-    "sources_daily": "view: traffic sources and campaigns per day",
+    "visit_slices": ("anonymous plane, derived: one row per visitor pseudonym and five-minute slice (times, counts, "
+                     "entry/exit page, landing source and client, pageview paths and custom event names), the input "
+                     "of visits; same retention as events"),
+    "visit_slices_mv": "materialized view writing events into visit_slices (no data of its own)",
+    "goals": "goal definitions per site (page path or event name), kept until removed",
+    "visits": "view, admin only: one row per visit, with its visitor pseudonym",
+    "traffic_hourly": "view: pageviews, events, visitors, visits, bounces and visit duration per hour",
+    "traffic_daily": "view: pageviews, events, visitors, visits, bounces and visit duration per day",
+    "pages_daily": "view: pageviews, visitors and time on page per page and day",
+    "entry_pages_daily": "view: visits by entry page per day",
+    "exit_pages_daily": "view: visits by exit page per day",
+    "sources_daily": "view: visits by source (referrer source, else UTM source, else Direct) per day",
+    "referrers_daily": "view: visits by referring host per day",
+    "utm_sources_daily": "view: visits by UTM source per day",
+    "utm_mediums_daily": "view: visits by UTM medium per day",
+    "utm_campaigns_daily": "view: visits by UTM campaign per day",
+    "utm_terms_daily": "view: visits by UTM term per day",
+    "utm_contents_daily": "view: visits by UTM content per day",
+    "countries_daily": "view: pageviews and visitors by country per day",
+    "regions_daily": "view: pageviews and visitors by region per day",
+    "cities_daily": "view: pageviews and visitors by city per day",
+    "isps_daily": "view: pageviews and visitors by network (ASN, ISP) per day",
+    "browsers_daily": "view: pageviews and visitors by browser per day",
+    "browser_versions_daily": "view: pageviews and visitors by browser version per day",
+    "os_daily": "view: pageviews and visitors by operating system per day",
+    "os_versions_daily": "view: pageviews and visitors by OS version per day",
+    "devices_daily": "view: pageviews and visitors by device class per day",
+    "platforms_daily": "view: pageviews and visitors by platform per day",
     "searches_daily": "view: site-search terms per day",
-    "locations_daily": "view: countries, regions, cities and networks per day",
-    "technology_daily": "view: browsers, operating systems, devices and platforms per day",
     "events_daily": "view: events by name per day",
+    "event_props_daily": "view: custom events by property key and value per day",
+    "outbound_links_daily": "view: outbound link clicks per day",
+    "downloads_daily": "view: file downloads per day",
+    "transitions_daily": "view: page-to-page transitions (the click stream) per day",
+    "goals_daily": "view: goal conversions and conversion rate per day",
+    "funnel": "view: funnel levels over a step list (parameterized)",
+    "realtime": "view: visitors in the last minutes",
 }
 
 
@@ -112,7 +186,7 @@ def inventory(store) -> list[dict]:
     for table, column, ctype in rows:
         if table not in retention:
             months = retention_months(store, table)
-            if engines.get(table) == "View":
+            if engines.get(table) in ("View", "MaterializedView"):
                 retention[table] = "no data of its own (computed from events)"
             else:
                 retention[table] = f"{months} months" if months else "until erased"

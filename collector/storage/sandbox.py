@@ -254,6 +254,22 @@ def admin_tables() -> tuple[str, ...]:
     return tuple(names)
 
 
+@lru_cache(maxsize=1)
+def parameterized_views() -> frozenset[str]:
+    """Views that take parameters (``{{name:Type}}`` in their SQL): read as ``view(name = value, …)``,
+    which the parser sees as a table-function call. Only these names may be called that way."""
+    from collector.storage import migrate
+
+    out = set()
+    for mig in [*migrate.migrations(), *migrate.repeatables()]:
+        text = _statements_text(mig)
+        for stmt in text.split(";"):
+            m = _VIEW.search(stmt)
+            if m and re.search(r"\{\{[A-Za-z_][A-Za-z0-9_]*:", stmt):
+                out.add(m.group(1))
+    return frozenset(out)
+
+
 def tables_for(role: Role) -> frozenset[str]:
     return frozenset(analyst_views() if role is Role.ANALYST else admin_tables())
 
@@ -274,7 +290,8 @@ _NODES: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "WithElement": {"name", "subquery", "aliases"},
     "TablesInSelectQuery": {"children"},
     "TablesInSelectQueryElement": {"table_expression", "table_join", "array_join"},
-    "TableExpression": {"database_and_table_name", "subquery", "final", "sample_size", "sample_offset"},
+    "TableExpression": {"database_and_table_name", "subquery", "final", "sample_size", "sample_offset",
+                        "table_function"},
     "TableIdentifier": {"name", "name_parts", "alias"},
     "TableJoin": {"kind", "strictness", "locality", "on_expression", "using_expression_list"},
     "ArrayJoin": {"expression_list", "kind"},
@@ -381,7 +398,22 @@ class _Walk:
         self.value(n.get("subquery"), scope)
 
     def _TableExpression(self, n: dict, scope: frozenset[str]) -> None:
-        self._generic(n, scope)
+        call = n.get("table_function")
+        if call is None:
+            return self._generic(n, scope)
+        # only a parameterized view this role may read, called with name = constant arguments
+        name = call.get("name") if isinstance(call, dict) else None
+        if call.get("type") != "Function" or name not in parameterized_views() or name not in self.tables:
+            self.refuse(_KEY_WHY["table_function"])
+        extra = set(call) - {"type", "name", "arguments"}
+        if extra:
+            self.refuse(f"{name}(…) may not have {min(extra)}")
+        args = call.get("arguments") or {}
+        for arg in (args.get("children") or []) if isinstance(args, dict) else []:
+            if not (isinstance(arg, dict) and arg.get("type") == "Function" and arg.get("name") == "equals"):
+                self.refuse(f"{name}(…) takes only name = value arguments")
+        self.value(args, scope)
+        self._generic({k: v for k, v in n.items() if k != "table_function"}, scope)
 
     def _TableIdentifier(self, n: dict, scope: frozenset[str]) -> None:
         self.table(n, scope)

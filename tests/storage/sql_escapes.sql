@@ -240,3 +240,13 @@ SELECT __getScalar('x')
 SELECT * FROM pages_daily WHERE path = 'x' OR 1 IN (SELECT 1 FROM url('http://127.0.0.1:9/', 'RawBLOB'))
 -- next
 SELECT * FROM pages_daily AS p LEFT ARRAY JOIN [file('KEYFILE')] AS k
+-- next
+-- a parameterized view's arguments may not hide a table function or a system table
+SELECT * FROM funnel(steps = (SELECT groupArray(name) FROM system.tables), since = toDate('2026-01-01'), until = toDate('2027-01-01'))
+-- next
+SELECT * FROM funnel(file('KEYFILE', 'RawBLOB'))
+-- next
+SELECT * FROM funnel(steps = [file('KEYFILE')], since = toDate('2026-01-01'), until = toDate('2027-01-01'))
+-- next
+-- a plain view called like a table function
+SELECT * FROM pages_daily(x = 1)

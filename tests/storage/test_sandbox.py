@@ -233,3 +233,14 @@ def test_functions_are_deny_by_default(env):
                  "s3", "remote", "getServerSetting", "aiGenerate", "hostName", "version", "no_such_function",
                  "fileIf", "sleepEachRowIf", "addressToLine", "__getScalar", "formatQuery", "parseQueryToJSON"):
         assert not fns.allowed(name), name
+
+
+def test_parameterized_views_are_callable_and_only_they(env):
+    store, _ = env
+    sql = ("SELECT level, step, visits FROM funnel(steps = ['/', '/plans'], since = toDate('2026-01-01'), "
+           "until = toDate('2027-01-01')) FORMAT JSONEachRow")
+    for role in ("analyst", "admin"):
+        assert store.run_sandboxed(sql, role, "TSV").format == "JSONEachRow"
+    from collector.storage import sandbox
+
+    assert "funnel" in sandbox.parameterized_views() and "pages_daily" not in sandbox.parameterized_views()
