@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.http import admin
+from collector.http import admin, dashboard
 from collector.http.errors import HANDLERS
 from collector.http.health import healthz, readyz
 
@@ -36,6 +36,7 @@ def routes() -> list[Route]:
         Route("/admin/keys/rotate", admin.keys_rotate, methods=["POST"]),
         Route("/admin/spool", admin.spool_status, methods=["GET"]),
         Route("/admin/flush", admin.flush, methods=["POST"]),
+        *dashboard.routes(),
     ]
 
 

@@ -692,3 +692,23 @@ FROM
     ARRAY JOIN arrayEnumerate({{steps:Array(String)}}) AS level
     GROUP BY site, level
 );
+
+-- Realtime: distinct visitors and pageviews (GPC included) of the last five minutes, per site. Shown
+-- only when at least {min_group_visitors} distinct visitors and networks are in it; otherwise both read
+-- 0 with suppressed = 1 (one group per site, so there is no "(other)").
+CREATE OR REPLACE VIEW realtime AS
+SELECT site,
+       if(suppressed, 0, r_visitors) AS visitors,
+       if(suppressed, 0, r_pageviews) AS pageviews,
+       suppressed
+FROM
+(
+    SELECT site,
+           uniqExactIf(visitor_id, visitor_id != '') AS r_visitors,
+           countIf(name = 'pageview') AS r_pageviews,
+           toUInt8(r_visitors < {min_group_visitors}
+                   OR uniqExactIf(network_id, network_id != '') < {min_group_visitors}) AS suppressed
+    FROM events
+    WHERE ts >= now64(3) - toIntervalMinute(5) AND toDate(ts) >= toDate(now() - toIntervalMinute(5))
+    GROUP BY site
+);
