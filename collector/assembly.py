@@ -22,6 +22,7 @@ from collector.metrics import Metrics
 from collector.paths import DataDir
 from collector.pipeline import Pipeline, build_pipeline
 from collector.privacy.consent import ConsentState
+from collector.privacy.erasure import PendingErasures
 from collector.privacy.keys import KeyStore
 from collector.settings import Settings
 from collector.storage.store import Store
@@ -45,6 +46,7 @@ class Parts:
     sync: sync.IntervalSync
     admin_token: str
     analyst_token: str
+    pending_erasures: PendingErasures
 
 
 def keystore(settings: Settings, data: DataDir) -> KeyStore:
@@ -89,4 +91,5 @@ def assemble(settings: Settings, store=None, io: FileIO | None = None) -> Parts:
     if admin == analyst:
         raise credentials.CredentialError("the analyst token must differ from the admin token")
     return Parts(settings, data, counts, metrics, keys, consent, pipeline, store, spool, rec, loader,
-                 sync.policy(settings.fsync, spool, settings.fsync_interval_ms / 1000), admin, analyst)
+                 sync.policy(settings.fsync, spool, settings.fsync_interval_ms / 1000), admin, analyst,
+                 PendingErasures(data.pending_erasures))

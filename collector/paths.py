@@ -41,6 +41,10 @@ class DataDir:
         return self.root / "deadletter"
 
     @property
+    def pending_erasures(self) -> Path:
+        return self.root / "erasures.pending"
+
+    @property
     def clickhouse(self) -> Path:
         return self.root / "clickhouse"
 

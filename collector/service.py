@@ -13,6 +13,7 @@ import time
 
 from collector.assembly import Parts, assemble
 from collector.delivery import record
+from collector.erase import erase_member
 from collector.delivery.loader import status
 from collector.delivery.spool import SpoolFull
 from collector.errors import StorageError, Unavailable
@@ -75,11 +76,22 @@ class Collector:
         return applied
 
     def _ensure_migrated(self) -> None:
-        """Called by the loader before each batch: storage that was down at startup gets its schema."""
+        """Called by the loader before each batch: storage that was down at startup gets its schema,
+        and erasures that could not reach it are applied before anything else is stored."""
         if not self.migrated:
             applied = self.migrate()
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
+        pending = self.parts.pending_erasures
+        if pending:
+            n = pending.apply(self.store)
+            log.info("applied %d pending erasure(s) to storage", n)
+
+    def forget(self, site: str, member_ref: str) -> dict:
+        """Erase a member everywhere (see ``collector.erase``); runs in a worker thread."""
+        return erase_member(self.settings, site, member_ref, keys=self.keys, consent=self.consent, spool=self.spool,
+                            loader_lock=self.loader.lock, dead_letters=self.loader.dead, store=self.store,
+                            pending=self.parts.pending_erasures)
 
     async def start(self) -> None:
         self.loader.prepare = self._ensure_migrated

@@ -23,7 +23,7 @@ LAYERS = {
     "collector.pipeline": (3, "pipeline"),
     "collector.delivery": (3, "delivery"),
     "collector.metrics": (4, "process"), "collector.faults": (4, "process"), "collector.assembly": (4, "process"),
-    "collector.service": (4, "process"), "collector.testing": (4, "process"),
+    "collector.service": (4, "process"), "collector.testing": (4, "process"), "collector.erase": (4, "process"),
     "collector.http": (5, "http"),
     "collector.cli": (6, "cli"),
     "collector.__main__": (7, "main"),

@@ -74,10 +74,17 @@ def cmd_token(args, settings, backend) -> int:
 
 def cmd_forget(args, settings, backend) -> int:
     removed = backend.forget(args.site, args.member_ref)
-    total = sum(removed.values())
+    total = sum(n for n in removed.values() if isinstance(n, int))
     for place, n in removed.items():
-        print(f"{place}: {n} removed")
-    print(f"total: {total} removed" if total else "nothing found for this member")
+        if isinstance(n, int):
+            print(f"{place}: {n} removed")
+        else:
+            print(f"{place}: storage unreachable; deleted before anything else is stored once it answers")
+    pending = [p for p, n in removed.items() if not isinstance(n, int)]
+    if total or pending:
+        print(f"total: {total} removed" + (f", {', '.join(pending)} pending" if pending else ""))
+    else:
+        print("nothing found for this member")
     return 0
 
 

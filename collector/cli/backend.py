@@ -124,14 +124,19 @@ class Local:
         return migrate.apply(self.store, self.settings)
 
     def forget(self, site: str, member_ref: str) -> dict[str, int]:
-        from collector.assembly import keystore
+        import threading
+
+        from collector.assembly import keystore, spool_for
         from collector.delivery.deadletters import DeadLetters
-        from collector.privacy import erasure
+        from collector.erase import erase_member
         from collector.privacy.consent import ConsentState
+        from collector.privacy.erasure import PendingErasures
 
         s = self.settings
-        return erasure.forget(self.store, ConsentState(self.data.consent), keystore(s, self.data), site, member_ref,
-                              DeadLetters(self.data.dead_letters, s.dead_letter_days))
+        return erase_member(s, site, member_ref, keys=keystore(s, self.data), consent=ConsentState(self.data.consent),
+                            spool=spool_for(s, self.data), loader_lock=threading.Lock(),
+                            dead_letters=DeadLetters(self.data.dead_letters, s.dead_letter_days), store=self.store,
+                            pending=PendingErasures(self.data.pending_erasures))
 
     def inventory(self) -> list[dict]:
         from collector.privacy import inventory

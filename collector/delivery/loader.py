@@ -63,6 +63,7 @@ class Loader:
         self.backoff_s = 0.5
         self.oldest_unstored_ms = 0
         self._waiting_for: int | None = None
+        self.lock = threading.Lock()  # held while a batch is read and stored; an erasure takes it to rewrite
         self._expired_at = 0.0
 
     # -- thread ------------------------------------------------------------------------------
@@ -166,6 +167,10 @@ class Loader:
 
     def step(self) -> bool:
         """Store one batch. Returns whether anything moved."""
+        with self.lock:
+            return self._step()
+
+    def _step(self) -> bool:
         self._waiting_for = None  # spool time (ms) of a batch found but not yet due
         cp = self.cp
         if cp.pending:
@@ -220,12 +225,17 @@ class Loader:
         token = f"{seg}:{start}:{end}"
         by_table: dict[str, list[bytes]] = defaultdict(list)
         undecodable: list[dict] = []
+        erased = 0
         for _, payload in records:
             table = record.table_of(payload)
             if table in TABLES:
                 by_table[table].append(payload)
+            elif table == record.ERASED:
+                erased += 1
             else:
                 undecodable.append({"raw": payload.decode("utf-8", "replace")[:2000]})
+        if erased:
+            self.counts.dropped["erased"] += erased
         t0 = time.perf_counter()
         for table, lines in by_table.items():
             self._insert(table, lines, f"{token}:{table}")

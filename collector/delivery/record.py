@@ -56,3 +56,26 @@ def row_of(record: bytes) -> dict[str, Any]:
         doc.pop("_at", None)
         return doc
     return {"raw": record.decode("utf-8", "replace")[:2000]}
+
+
+ERASED = "erased"  # the table of a record blanked by an erasure: loaded as nothing
+_MEMBER_KEY = b'"member_id":"'
+
+
+def member_of(record: bytes) -> str:
+    """The member pseudonym a record holds ("" when none)."""
+    i = record.find(_MEMBER_KEY)
+    if i < 0:
+        return ""
+    start = i + len(_MEMBER_KEY)
+    j = record.find(b'"', start)
+    return record[start:j].decode("ascii", "replace") if j > 0 else ""
+
+
+def blanked(record: bytes) -> bytes:
+    """A record of the same length that holds nothing but its spool time: an erased row keeps its
+    place (so offsets, checkpoints and deduplication tokens stay valid) and none of its content."""
+    body = b'{"_t":"%s","_at":%d}' % (ERASED.encode(), spooled_at(record))
+    if len(body) > len(record):
+        body = b'{"_t":"%s"}' % ERASED.encode()
+    return body[:-1] + b" " * (len(record) - len(body)) + b"}"

@@ -28,7 +28,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from collector.delivery.fileio import FileIO
 from collector.files import fsync_dir, write_synced
@@ -346,6 +346,48 @@ class Spool:
         result.damaged = [(offset + a, offset + b) for a, b in result.damaged]
         result.end += offset
         return result
+
+    def rewrite(self, replace: Callable[[bytes], bytes | None]) -> int:
+        """Overwrite in place every record for which ``replace`` returns new bytes of the same length
+        (erasure), in every segment, fsynced; returns how many records changed. Closed segments are
+        rewritten while appends go on; the active one while appends wait, so no record escapes the
+        pass. The caller keeps the loader from reading meanwhile."""
+        changed, done = 0, set()
+        for seg in self.segments():
+            if not self.is_live(seg):
+                changed += self._rewrite_segment(seg, None, replace)
+                done.add(seg)
+        with self._lock:
+            for seg in self.segments():
+                if seg not in done:
+                    changed += self._rewrite_segment(seg, self.active_size if self.is_live(seg) else None, replace)
+        return changed
+
+    def _rewrite_segment(self, seg: int, size: int | None, replace) -> int:
+        path = self.path(seg)
+        try:
+            buf = path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        if size is not None:
+            buf = buf[:size]
+        edits = []
+        for end, payload in scan(buf).records:
+            new = replace(payload)
+            if new is not None and new != payload:
+                if len(new) != len(payload):
+                    raise ValueError("a rewritten record must keep its length")
+                edits.append((end - len(payload) - HEADER.size, frame(new)))
+        if not edits:
+            return 0
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            for offset, data in edits:
+                os.pwrite(fd, data, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return len(edits)
 
     def remove(self, seg: int) -> None:
         if seg == self.active and self._fd is not None:

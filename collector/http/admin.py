@@ -17,7 +17,7 @@ from collector.http.api import read_body
 from collector.http.decode import parse_json
 from collector.errors import BadRequest
 from collector.http.auth import ADMIN, proof, require, role_of
-from collector.privacy import erasure, inventory
+from collector.privacy import inventory
 
 FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,40}$")
 
@@ -86,8 +86,7 @@ async def forget(request: Request) -> Response:
     if not isinstance(site, str) or not isinstance(ref, str) or not ref:
         raise BadRequest("site and member_ref are required strings")
     svc = request.app.state.collector
-    await asyncio.to_thread(svc.loader.flush_wait, 30)
-    removed = await _storage(erasure.forget, svc.store, svc.consent, svc.keys, site, ref, svc.loader.dead)
+    removed = await _storage(svc.forget, site, ref)
     return JSONResponse({"removed": removed})
 
 

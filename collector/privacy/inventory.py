@@ -13,6 +13,10 @@ from collector.storage.migrate import retention_months
 # collector itself makes the value, "(aggregate)" for counts in the analyst views.
 SERVER, CLOSED, SCRUBBED, AGGREGATE = "no (server-set)", "no (closed set)", "no (scrubbed)", "no (aggregate)"
 COLUMNS: dict[str, tuple[str, str, str]] = {
+    "digest": ("SHA-256 of an erased member pseudonym: the tombstone erasure deletes by, so no mutation names "
+               "the pseudonym", "one erased member", "pseudonymous: matches only given the member pseudonym, which "
+               "needs the member key and the member reference"),
+    "erased_at": ("when the member was erased", "millisecond", SERVER),
     # visits and the analyst views (see docs/analytics.md)
     "slice_start": ("five-minute slice of one visitor pseudonym's events", "minute", SERVER),
     "first_ts": ("first event time in the slice", "millisecond", SERVER),
@@ -140,6 +144,7 @@ TABLE_MEANING = {
                      "entry/exit page, landing source and client, pageview paths and custom event names), the input "
                      "of visits; same retention as events"),
     "visit_slices_mv": "materialized view writing events into visit_slices (no data of its own)",
+    "erasures": "erasure tombstones: the SHA-256 of each erased member pseudonym, kept until removed",
     "goals": "goal definitions per site (page path or event name), kept until removed",
     "visits": "view, admin only: one row per visit, with its visitor pseudonym",
     "traffic_hourly": "view: pageviews, events, visitors, visits, bounces and visit duration per hour",
