@@ -1,7 +1,7 @@
 """``make bench``: every performance figure of the brief, each against a baseline measured in the same run
 on the same machine, printed as a table and written to docs/benchmarks.md.
 
-    python -m loadtests.bench [--quick] [--only beacons,enrichment,useragent,loader,freshness]
+    python -m loadtests.bench [--quick] [--only beacons,enrichment,useragent,loader,freshness,dashboard]
                               [--seconds N] [--no-write] [--json FILE]
 
 Everything runs on loopback, on ephemeral ports, in temporary directories, and stops by itself
@@ -20,7 +20,7 @@ from pathlib import Path
 from loadtests import report
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("useragent", "enrichment", "loader", "beacons", "freshness")
+PARTS = ("useragent", "enrichment", "loader", "beacons", "freshness", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             results["errors"][name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
 
-    from loadtests import beacons, enrichment, freshness, loader, useragent, wrk
+    from loadtests import beacons, dashboard, enrichment, freshness, loader, useragent, wrk
 
     step("useragent", lambda: useragent.run(n_miss=200 if quick else 2000, n_baseline=30 if quick else 300))
     step("enrichment", lambda: enrichment.run(0.3 if quick else 4.0, 500 if quick else 4000))
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         step("beacons", lambda: beacons.run(seconds, rounds=1 if quick else 2, warmup_s=1.0))
     step("freshness", lambda: freshness.run(duration_s=2 if quick else 10))
+    step("dashboard", lambda: dashboard.run(n_events=50_000 if quick else 2_000_000, rounds=1 if quick else 3))
     elapsed = time.monotonic() - t_start
 
     print()

@@ -90,6 +90,12 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         out.append((f"acknowledged → queryable at {f['offered_rate']:,.0f} events/s offered "
                     f"({f['achieved_rate']:,.0f}/s achieved)", f"p99 {f['p99_s']:.2f} s",
                     f"p50 {f['p50_s']:.2f} s", f"max {f['max_s']:.2f} s", "p99 ≤ 2 s" + verdict(f["p99_s"] <= 2)))
+    d = r.get("dashboard")
+    if d:
+        failed = f", {d['failed_loads']} failed" if d["failed_loads"] else ""
+        out.append((f"dashboard p95 panel load, {d['events']:,} generated events (embedded, analyst sandbox)",
+                    f"p95 {_f(d['p95_ms'], '{:,.0f}')} ms", f"p50 {_f(d['p50_ms'], '{:,.0f}')} ms",
+                    f"{d['loads']} loads{failed}", "" + verdict(None if d["failed_loads"] == 0 else False)))
     return out
 
 
@@ -127,6 +133,13 @@ def details(r: dict) -> str:
     if f:
         out.append(f"- freshness: {f['events']:,} events in batches of {f['per_request']}, {f['polls']} polls "
                    f"every {f['poll_s'] * 1000:.0f} ms, failures {f['failures']}, never seen {f['unseen']}")
+    d = r.get("dashboard")
+    if d:
+        out.append(f"- dashboard: {len(d['panels'])} panels x {d['rounds']} rounds x (range, previous range) over "
+                   f"{d['days']} days; slowest panel `{d['slowest']}`; one whole page sequentially "
+                   f"{d['page_ms']:,.0f} ms; events generated in {d['insert_s']:.0f} s")
+        for name, err in d.get("errors", {}).items():
+            out.append(f"  - panel `{name}` failed: {err}")
     for name, err in r.get("errors", {}).items():
         out.append(f"- `{name}` did not run: {err}")
     return "\n".join(out)

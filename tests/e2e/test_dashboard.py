@@ -324,6 +324,7 @@ def test_dashboard_shows_what_the_analyst_sql_answers(dash, chromium, tmp_path):
 
     shot = tmp_path / "dashboard.png"
     browser.set_window_size(1280, 2400)
+    browser.execute_script("window.scrollTo(0, 0)")
     try:
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     finally:

@@ -370,7 +370,9 @@
     body.setAttribute("data-rows", String(res.rows.length));
     body.setAttribute("data-ms", String(res.ms));
     if (!res.rows.length) { body.appendChild(el("p", "muted empty", "No data in this range.")); return; }
-    var numeric = res.types.map(function (t) { return /^(Nullable\()?(U?Int|Float|Decimal)/.test(t); });
+    var numeric = res.types.map(function (t, i) {
+      return /^(Nullable\()?(U?Int|Float|Decimal)/.test(t) && ["asn", "level"].indexOf(res.columns[i]) < 0;
+    });
     var dims = numeric.indexOf(true); if (dims < 0) dims = res.columns.length;
     var measure = dims < res.columns.length ? dims : -1;
     var max = 0;
