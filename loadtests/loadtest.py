@@ -329,7 +329,7 @@ def report(a, v: Verdict, target: Target, out: Path, t0: float, t1: float, run: 
     failed: dict[str, int] = {}
     for s, n in f["requests_by_status"].items():
         if not s.startswith("2"):
-            key = "no answer" if s in ("0", "-1") else s
+            key = {"0": "no answer", "-1": "in flight at the stop"}.get(s, s)
             failed[key] = failed.get(key, 0) + n
     statuses = ", ".join(f"{s}: {n}" for s, n in failed.items())
     print(f"requests: {lf.get('requests', 0)} in {duration:.0f} s, {lf.get('requests_per_s', 0)} requests/s; "

@@ -28,13 +28,23 @@ def read_history(path: Path) -> list[dict]:
 
             out.append({"t": float(row["Timestamp"]), "users": num("User Count"), "total": num("Total Request Count"),
                         "failed": num("Total Failure Count"), "p50": num("50%"), "p95": num("95%"), "p99": num("99%")})
-    # requests/s and failures/s per interval, from the running totals (locust's own Requests/s column is
-    # averaged over several seconds and hides a restart)
-    for prev, row in zip([None] + out[:-1], out):
-        dt = row["t"] - prev["t"] if prev else 0
-        for key, total in (("rps", "total"), ("fps", "failed")):
-            row[key] = (row[total] - prev[total]) / dt if prev and dt > 0 and None not in (row[total], prev[total]) \
-                else 0.0
+    # requests/s and failures/s from the running totals (locust's own Requests/s column is averaged over
+    # several seconds and hides a restart). With several locust processes the totals move only when the
+    # workers report (every 3 s), so a rate is taken over the time since the totals last moved; a row where
+    # they have not moved for 4 s shows 0.
+    last = None
+    for row in out:
+        row["rps"] = row["fps"] = None
+        if row["total"] is None or row["failed"] is None:
+            continue
+        if last is None:
+            last = row
+            continue
+        dt = row["t"] - last["t"]
+        if row["total"] != last["total"] or dt >= 4:
+            row["rps"] = (row["total"] - last["total"]) / dt if dt > 0 else 0.0
+            row["fps"] = (row["failed"] - last["failed"]) / dt if dt > 0 else 0.0
+            last = row
     return out
 
 
@@ -52,8 +62,10 @@ def plot(history_csv: Path, png: Path, faults: list[dict] | None = None, title: 
     t = [r["t"] - t0 for r in rows]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, dpi=100,
                                    gridspec_kw={"height_ratios": [1, 1]})
-    ax1.plot(t, [r["rps"] for r in rows], color="#1f77b4", lw=1.4, label="requests/s")
-    ax1.plot(t, [r["fps"] for r in rows], color="#d62728", lw=1.0, label="failures/s (429, 503, no answer)")
+    rated = [(x, r) for x, r in zip(t, rows) if r["rps"] is not None]
+    ax1.plot([x for x, _ in rated], [r["rps"] for _, r in rated], color="#1f77b4", lw=1.4, label="requests/s")
+    ax1.plot([x for x, _ in rated], [r["fps"] for _, r in rated], color="#d62728", lw=1.0,
+             label="failures/s (429, 503, no answer)")
     ax1.set_ylabel("requests/s")
     ax1.set_ylim(bottom=0)
     ax1.grid(alpha=0.3)
