@@ -252,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     (out / "ledgers").mkdir(exist_ok=True)
     run = random_tag(6)
     target = Target(a)
+    for i in target.internals:  # before the run, not after it: the verdict needs the admin role
+        try:
+            i.query("SELECT count() AS c FROM events WHERE 0")
+        except RuntimeError as exc:
+            target.stop()
+            print(f"cannot query through {i.target} ({exc}); set LOADTEST_ADMIN_TOKEN to the admin token")
+            return 2
     baseline = [counter_totals(i.metrics()) for i in target.internals]
     print(f"load test {prefix(run)}: {a.users} users (+{a.spawn_rate}/s) for {a.duration:.0f} s against "
           f"{target.url}" + (f", kill -9 every {a.kill_every:.0f} s" if a.kill_every else "")

@@ -6,6 +6,7 @@ checked on ledgers that say something was lost, duplicated or leaked."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -119,3 +120,27 @@ def csv_rows(path):
 
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def test_locust_against_a_running_collector_through_its_internal_http_listener(tmp_path):
+    """``LOADTEST_URL`` + ``LOADTEST_INTERNAL`` (an http URL here): the same locustfile and verdict against a
+    collector the command did not start; counters are judged by their lower bound only."""
+    from collector.testing import SECRET, CollectorProcess, free_port, make_settings
+
+    port = free_port()
+    proc = CollectorProcess(make_settings(tmp_path / "data", internal_port=port), tmp_path).start()
+    try:
+        env = {"LOADTEST_URL": proc.url, "LOADTEST_INTERNAL": f"http://127.0.0.1:{port}",
+               "LOADTEST_ADMIN_TOKEN": proc.settings.admin_token, "LOADTEST_SITE_SECRET": SECRET,
+               "LOADTEST_USERS": "12", "LOADTEST_SPAWN_RATE": "12", "LOADTEST_DURATION": "8", "LOADTEST_THINK": "0.5",
+               "LOADTEST_OUT": str(tmp_path / "lt")}
+        run = subprocess.run([sys.executable, "-m", "loadtests.loadtest"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, **env})
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        f = json.loads((tmp_path / "lt" / "verdict.json").read_text())["figures"]
+        assert f["lost"] == 0 and f["duplicated"] == 0 and f["events_acked"] > 50
+        assert "origin" not in f["events_by_class"]  # the deployment's origin allow-list is not known here
+        assert f["events_by_class"]["member"]["acked"] > 0
+        assert f["target"] == proc.url
+    finally:
+        assert proc.stop() == 0
