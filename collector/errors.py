@@ -29,6 +29,12 @@ class Forbidden(CollectorError):
     status, code = 403, "forbidden"
 
 
+class Conflict(CollectorError):
+    """The request repeats one already carried out (a replayed signed call)."""
+
+    status, code = 409, "conflict"
+
+
 class RequestTimeout(CollectorError):
     """The client did not send the whole request within the deadline (slow or stalled client)."""
 

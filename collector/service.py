@@ -55,6 +55,7 @@ class Collector:
         self.spool_lost = rec.damaged_records + rec.torn_records
         self.state = State.STARTING
         self.migrated = False
+        self._keys_task: asyncio.Task | None = None
         self.metrics.add_source(self._collect)
 
     @classmethod
@@ -102,6 +103,7 @@ class Collector:
             self.loader.healthy = False
         self.loader.start()
         self.sync.start()
+        self._keys_task = asyncio.create_task(self._maintain_keys())
         self.state = State.READY
 
     def request_shutdown(self) -> None:
@@ -110,8 +112,20 @@ class Collector:
             self.state = State.DRAINING
             log.info("shutdown requested: readiness off")
 
+    async def _maintain_keys(self) -> None:
+        """Destroy expired visitor keys on a timer, whatever traffic arrives (or none)."""
+        interval = max(0.5, min(60.0, self.settings.key_period_s / 10))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.keys.maintain)
+            except OSError as exc:
+                log.error("key maintenance failed: %s", exc.strerror)
+
     async def stop(self) -> None:
         self.state = State.STOPPED
+        if self._keys_task is not None:
+            self._keys_task.cancel()
         await self.sync.stop()
         drained = await asyncio.to_thread(self.loader.stop, self.settings.shutdown_deadline_s)
         self.spool.close()

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from collector.delivery import record
-from collector.errors import BadRequest, PayloadTooLarge, Unauthorized, UnknownSite, UnsupportedMediaType
+from collector.errors import BadRequest, Conflict, PayloadTooLarge, Unauthorized, UnknownSite, UnsupportedMediaType
 from collector.http.decode import decode_events, normalize, parse_json
 from collector.pipeline.origin import origin_of_url
 from collector.privacy.consent import ACTIONS
@@ -23,6 +23,7 @@ ACCEPTED = Response(b"ok", status_code=202, media_type="text/plain")
 GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,"
        b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 CONTENT_TYPES = ("text/plain", "application/json")
+CONSENT_WINDOW_S = 300  # a signed consent call is accepted this long around its ts, and only once
 
 
 def headers_of(request: Request) -> dict[bytes, bytes]:
@@ -35,13 +36,24 @@ def headers_of(request: Request) -> dict[bytes, bytes]:
 
 
 def client_context(request: Request) -> tuple[str, str, bool]:
-    svc = request.app.state.collector
     h = headers_of(request)
     peer = request.client.host if request.client else ""
     xff = h.get(b"x-forwarded-for")
+    gpc = h.get(b"sec-gpc") == b"1" or h.get(b"dnt") == b"1"
+    if xff is not None or not gpc:
+        # repeated header lines: X-Forwarded-For is one comma-joined list (RFC 9110), and any GPC/DNT
+        # line saying 1 counts
+        xff_lines, signals = [], []
+        for name, value in request.scope["headers"]:
+            if name == b"x-forwarded-for":
+                xff_lines.append(value)
+            elif name in (b"sec-gpc", b"dnt"):
+                signals.append(value.strip())
+        if len(xff_lines) > 1:
+            xff = b",".join(xff_lines)
+        gpc = gpc or b"1" in signals
     ip = request.app.state.client_ip.resolve(peer, xff.decode("latin-1") if xff else None)
     ua = h.get(b"user-agent", b"").decode("latin-1")
-    gpc = h.get(b"sec-gpc") == b"1" or h.get(b"dnt") == b"1"
     return ip, ua, gpc
 
 
@@ -142,9 +154,17 @@ async def consent(request: Request) -> Response:
         raise BadRequest("action must be grant or withdraw")
     if not isinstance(version, str) or len(version) > 64:
         raise BadRequest("policy_version must be a string")
+    signed_at, nonce = doc.get("ts"), doc.get("nonce")
+    if not isinstance(nonce, str) or not 16 <= len(nonce) <= 128:
+        raise BadRequest("nonce must be a random string of 16 to 128 characters, new for every call")
+    if isinstance(signed_at, bool) or not isinstance(signed_at, (int, float)) or \
+            abs(signed_at - time.time()) > CONSENT_WINDOW_S:
+        raise Unauthorized(f"ts must be the call's Unix time in seconds, within {CONSENT_WINDOW_S} s of the "
+                           "collector's clock")
     member_id = member_pseudonym(svc.keys.member_key(), site.domain, ref)
     ts_ms = int(time.time() * 1000)
-    svc.consent.record(site.domain, member_id, purpose, action, ts_ms, version)
+    if not svc.consent.record(site.domain, member_id, purpose, action, ts_ms, version, nonce):
+        raise Conflict("this signed call was recorded before (its nonce was used): nothing recorded")
     row = {"site": site.domain, "member_id": member_id, "purpose": purpose, "action": action,
            "policy_version": version, "ts": ts_ms / 1000}
     await svc.spool_records([record.encode("consent_ledger", row, ts_ms)])

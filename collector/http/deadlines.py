@@ -65,14 +65,17 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a deadline and a size cap on request headers."""
 
     header_timeout = 10.0
-    _sweepers: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+    # one sweeper per server (its set of connections) and loop: the public and the internal listener
+    # of one process each have their own
+    _sweepers: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Task] = {}
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._hdr_since: float | None = time.monotonic()
         self._hdr_bytes = 0
-        if self.loop not in self._sweepers:
-            self._sweepers[self.loop] = self.loop.create_task(self._sweep())
+        key = (self.loop, id(self.connections))
+        if key not in self._sweepers:
+            self._sweepers[key] = self.loop.create_task(self._sweep(key))
 
     def data_received(self, data: bytes) -> None:
         since = self._hdr_since
@@ -95,7 +98,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(response)
             self.transport.close()
 
-    async def _sweep(self) -> None:
+    async def _sweep(self, key) -> None:
         interval = _sweep_interval(self.header_timeout)
         try:
             while self.connections:
@@ -106,7 +109,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
                     if since is not None and since <= cutoff:
                         conn._refuse(TIMEOUT_408)
         finally:
-            self._sweepers.pop(self.loop, None)
+            self._sweepers.pop(key, None)
 
 
 def protocol_class(timeout: float) -> type[DeadlineHttpToolsProtocol]:

@@ -1,7 +1,8 @@
 """Which web origins may send beacons: a per-site allow-list, and the CORS answer that follows from it.
 
 ``Site.origins`` lists origins such as ``https://example.org`` or ``https://*.example.org`` (any
-subdomain). An empty list allows any origin for that site. A request without an ``Origin`` header
+subdomain); ``*`` allows any origin. An empty list allows the site's own pages: http(s) origins whose
+host is the site's domain or one of its subdomains, on any port. A request without an ``Origin`` header
 (server-to-server calls, mobile apps, an ``<img>`` pixel) is not from another origin and is allowed;
 the pixel falls back to the origin of its ``Referer``.
 
@@ -39,11 +40,16 @@ def origin_of_url(url: str) -> str | None:
     return f"{scheme}://{host}" if host and "@" not in host else None
 
 
-class _Allow:
-    """One allow-list: exact origins and ``scheme://*.suffix`` wildcards."""
+# an Origin header longer than any real origin is refused unread (and never cached)
+MAX_ORIGIN = 255
 
-    def __init__(self, origins: tuple[str, ...]):
-        self.any = not origins or "*" in origins
+
+class _Allow:
+    """One allow-list: exact origins and ``scheme://*.suffix`` wildcards; the site's own domain when empty."""
+
+    def __init__(self, origins: tuple[str, ...], domain: str = ""):
+        self.any = "*" in origins
+        self.own = "" if origins else domain.lower()
         self.exact = frozenset(normalize(o) for o in origins if "://*." not in o)
         self.wild = tuple((s, "." + h) for s, _, h in (normalize(o).partition("://*.") for o in origins if "://*." in o))
 
@@ -51,6 +57,10 @@ class _Allow:
         if self.any:
             return True
         o = normalize(origin)
+        if self.own:
+            scheme, sep, host = o.partition("://")
+            host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+            return bool(sep) and scheme in ("http", "https") and (host == self.own or host.endswith("." + self.own))
         if o in self.exact:
             return True
         scheme, sep, host = o.partition("://")
@@ -59,12 +69,20 @@ class _Allow:
 
 class OriginPolicy:
     def __init__(self, sites: tuple[Site, ...]):
-        self._by_site = {s.domain: _Allow(s.origins) for s in sites}
+        self._by_site = {s.domain: _Allow(s.origins, s.domain) for s in sites}
         self.any_for_cors = any(a.any for a in self._by_site.values())
         allows = tuple(self._by_site.values())
-        # bounded cache: hostile clients can send any number of distinct origins
-        self.cors_allowed = lru_cache(maxsize=1024)(lambda origin: self.any_for_cors or any(a(origin) for a in allows))
-        self.site_allows = lru_cache(maxsize=4096)(self._site_allows)
+        # bounded caches of bounded keys: hostile clients can send any number of distinct origins
+        self._cors = lru_cache(maxsize=1024)(lambda origin: self.any_for_cors or any(a(origin) for a in allows))
+        self._site = lru_cache(maxsize=4096)(self._site_allows)
+
+    def cors_allowed(self, origin: str) -> bool:
+        return len(origin) <= MAX_ORIGIN and self._cors(origin)
+
+    def site_allows(self, domain: str, origin: str | None) -> bool:
+        if origin is None:
+            return True
+        return len(origin) <= MAX_ORIGIN and self._site(domain, origin)
 
     def _site_allows(self, domain: str, origin: str | None) -> bool:
         if origin is None:

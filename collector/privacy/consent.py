@@ -7,6 +7,7 @@ ClickHouse is unreachable. It holds member pseudonyms only, never member referen
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -25,6 +26,7 @@ class ConsentState:
         self._lock = threading.Lock()
         self._withdrawn: dict[tuple[str, str, str], int] = {}
         self._erased: dict[tuple[str, str], int] = {}
+        self._nonces: dict[str, int] = {}  # digest of a signed call's nonce -> when it was recorded (ms)
         self._load()
 
     def _load(self) -> None:
@@ -39,6 +41,8 @@ class ConsentState:
                 continue  # a torn last line from a crash
 
     def _apply(self, rec: dict) -> None:
+        if rec.get("nonce"):
+            self._nonces[rec["nonce"]] = int(rec["ts_ms"])
         if rec["action"] == ERASED:
             key2 = (rec["site"], rec["member_id"])
             self._erased[key2] = max(self._erased.get(key2, 0), int(rec["ts_ms"]))
@@ -47,12 +51,23 @@ class ConsentState:
         if rec["action"] == "withdraw":
             self._withdrawn[key] = max(self._withdrawn.get(key, 0), int(rec["ts_ms"]))
 
-    def record(self, site: str, member_id: str, purpose: str, action: str, ts_ms: int, policy_version: str) -> None:
+    def record(self, site: str, member_id: str, purpose: str, action: str, ts_ms: int, policy_version: str,
+               nonce: str = "") -> bool:
+        """Record a grant or withdrawal; False (nothing recorded) when its nonce was recorded before:
+        a replayed signed call."""
         rec = {"site": site, "member_id": member_id, "purpose": purpose, "action": action, "ts_ms": ts_ms,
                "policy_version": policy_version}
+        if nonce:
+            rec["nonce"] = hashlib.sha256(nonce.encode()).hexdigest()
         with self._lock:
+            if nonce and rec["nonce"] in self._nonces:
+                return False
             append_synced(self.path, (json.dumps(rec) + "\n").encode())
             self._apply(rec)
+            if len(self._nonces) > 100_000:  # older than any accepted call's time window
+                cutoff = ts_ms - 3_600_000
+                self._nonces = {k: v for k, v in self._nonces.items() if v >= cutoff}
+            return True
 
     def withdrawn_at(self, site: str, member_id: str, purpose: str) -> int:
         """When consent for the purpose was last withdrawn (ms), or the member erased; 0 if never."""

@@ -219,5 +219,5 @@ def test_every_collector_error_is_a_4xx_or_a_503():
     kinds = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, CollectorError)]
     statuses = {c.status for c in kinds if c is not errors.StorageError}
     statuses |= {errors.StorageError("x", kind).status for kind in (errors.PERMANENT, errors.TRANSIENT, errors.BUSY)}
-    assert statuses <= {400, 401, 403, 408, 413, 415, 422, 429, 503}
+    assert statuses <= {400, 401, 403, 408, 409, 413, 415, 422, 429, 503}
     assert make_settings  # the harness builds settings the same way the app does

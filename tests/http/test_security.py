@@ -249,12 +249,18 @@ def test_cookies_authorization_addresses_and_member_refs_are_never_kept(served):
         # failures and rejections are logged too: none may carry the secrets
         assert c.post("/api/event", headers={**common, **TEXT}, content="{" + COOKIE).status_code == 400
         assert c.post("/api/event", headers={**common, "Content-Type": "x/" + MEMBER}, content=EVENT).status_code == 415
-        consent = json.dumps({"site": "example.org", "member_ref": MEMBER, "purpose": LINKING, "action": "grant"})
+        consent = json.dumps({"site": "example.org", "member_ref": MEMBER, "purpose": LINKING, "action": "grant",
+                              "ts": time.time(), "nonce": "nonce-for-this-call-0001"})
         sig = "sha256=" + hmac.new(SECRET.encode(), consent.encode(), "sha256").hexdigest()
         assert c.post("/api/consent", headers={**common, "Content-Type": "application/json",
                                                "X-Collector-Signature": sig}, content=consent).status_code == 202
         assert c.post("/api/consent", headers={**common, "Content-Type": "application/json",
                                                "X-Collector-Signature": "sha256=0"}, content=consent).status_code == 401
+        # a WebSocket handshake with a tell-tale URL: not served, and nothing of it logged
+        ws = c.get("/ws/ssn-123-45-6789?email=jane@example.com", headers={
+            **common, "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert ws.status_code in (400, 404, 426)
     served.flush()
     tables = served.tables()
     assert "events" in tables and "member_events" in tables
@@ -262,6 +268,7 @@ def test_cookies_authorization_addresses_and_member_refs_are_never_kept(served):
     assert '"member_id"' in stored  # the linked, member-plane row is there (pseudonymized)
     needles = ["cookie-marker-6f1d2a", "bearer-marker-93ab7c", CLIENT_IP, MEMBER, token]
     assert [n for n in needles if n in stored] == []
+    needles += ["ssn-123-45-6789", "jane@example.com"]
     assert _grep_all(Path(served.settings.data_dir), [n.encode() for n in needles]) == []  # spool, ledger, keys
     log = served.log_path.read_text()
     assert log.strip(), "the collector logs something"
@@ -361,3 +368,18 @@ def test_spoofed_forwarded_for_is_ignored_by_the_served_process(tmp_path, geo_db
     assert len(got) == 3
     assert {(g["country"], g["asn"]) for g in got} == {("", 0)}
     assert len({g["visitor_id"] for g in got}) == 1
+
+
+def test_repeated_forwarded_for_lines_are_one_list_and_any_gpc_line_counts(app_client):
+    # a client-written line first, the proxy's own line last: the right-most untrusted address wins
+    headers = [("Content-Type", "text/plain"), ("User-Agent", CHROME_UA),
+               ("X-Forwarded-For", "81.2.69.160"), ("X-Forwarded-For", "2.125.160.216")]
+    body = '{"n":"pageview","u":"https://example.org/xff","d":"example.org","cid":"abcdefg.XffClient01"}'
+    assert app_client.post("/api/event", content=body, headers=headers).status_code == 202
+    gpc = [("Content-Type", "text/plain"), ("User-Agent", CHROME_UA), ("Sec-GPC", "0"), ("Sec-GPC", "1")]
+    body = '{"n":"pageview","u":"https://example.org/gpc","d":"example.org","cid":"abcdefg.GpcClient01"}'
+    assert app_client.post("/api/event", content=body, headers=gpc).status_code == 202
+    flush(app_client)
+    got = {r["path"]: r for r in rows(app_client, "SELECT path, country, privacy, visitor_id FROM events")}
+    assert got["/xff"]["country"] == "US"
+    assert got["/gpc"]["privacy"] == "gpc" and got["/gpc"]["visitor_id"] == ""

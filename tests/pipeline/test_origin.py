@@ -17,7 +17,8 @@ TEXT = {"Content-Type": "text/plain"}
 SITES = (
     Site("example.org", origins=("https://example.org", "https://*.example.org")),
     Site("shop.test", origins=("https://shop.test",)),
-    Site("open.test"),  # no list: any origin
+    Site("open.test", origins=("*",)),  # any origin
+    Site("own.test"),  # no list: the site's own pages only
 )
 
 
@@ -50,10 +51,22 @@ def test_policy_matching():
     assert not allows("example.org", "https://shop.test")
     assert allows("example.org", None)  # no Origin header: not a browser cross-origin request
     assert allows("open.test", "https://anything.test")
+    assert allows("own.test", "https://own.test") and allows("own.test", "http://www.own.test:8080")
+    assert not allows("own.test", "https://evil.test") and not allows("own.test", "https://own.test.evil.test")
+    assert not allows("own.test", "https://" + "a" * 300 + ".own.test")  # longer than any origin: refused
     # CORS is decided before the site is known: an origin some site allows
     assert p.cors_allowed("https://shop.test") and p.cors_allowed("https://evil.test")  # open.test allows any
-    strict = OriginPolicy(SITES[:2])
+    strict = OriginPolicy(SITES[:2] + SITES[3:])
     assert strict.cors_allowed("https://shop.test") and not strict.cors_allowed("https://evil.test")
+    assert strict.cors_allowed("https://own.test") and not strict.cors_allowed("https://x" * 100)
+
+
+def test_origin_caches_stay_small_under_huge_origins():
+    p = OriginPolicy(SITES)
+    for i in range(3000):
+        p.site_allows("example.org", f"https://{i}" + "x" * 60_000 + ".test")
+        p.cors_allowed(f"https://{i}" + "x" * 60_000)
+    assert p._site.cache_info().currsize == 0 and p._cors.cache_info().currsize == 0
 
 
 def test_normalize_and_origin_of_url():

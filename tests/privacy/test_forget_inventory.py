@@ -4,8 +4,10 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -38,7 +40,7 @@ def link_and_consent(proc, ref):
                        headers={"Content-Type": "text/plain", "User-Agent": CHROME_UA})
         assert r.status_code == 202
     doc = json.dumps({"site": "example.org", "member_ref": ref, "purpose": "email", "action": "grant",
-                      "policy_version": "v3"}).encode()
+                      "policy_version": "v3", "ts": time.time(), "nonce": secrets.token_hex(16)}).encode()
     sig = "sha256=" + hmac.new(SECRET.encode(), doc, hashlib.sha256).hexdigest()
     assert httpx.post(proc.url + "/api/consent", content=doc, headers={"X-Collector-Signature": sig,
                                                                        "Content-Type": "application/json"}

@@ -77,3 +77,36 @@ def test_member_key_is_stable_across_restarts(tmp_path):
     a = KeyStore(tmp_path / "keys").member_key()
     b = KeyStore(tmp_path / "keys").member_key()
     assert a.secret == b.secret
+
+
+def test_visitor_keys_are_destroyed_on_a_timer_and_at_startup_without_anonymous_traffic(tmp_path):
+    import json
+    import time
+
+    import httpx
+
+    from collector.testing import CollectorProcess, make_settings
+
+    # short periods: a key's period ends after 2 s and it must be gone 1 s later
+    s = make_settings(tmp_path / "data", key_period_s=2, key_destroy_after_s=1)
+    proc = CollectorProcess(s, tmp_path).start()
+    keys = tmp_path / "data" / "keys"
+    try:
+        first = {p.name for p in keys.glob("*.key")}
+        time.sleep(4.5)  # no traffic at all
+        assert first - {p.name for p in keys.glob("*.key")}, "the first visitor key is still on disk"
+        destroyed = [json.loads(x) for x in (keys / "audit.log").read_text().splitlines()
+                     if json.loads(x)["action"] == "destroy"]
+        assert destroyed, "a visitor key past its destruction time is still on disk"
+        assert httpx.get(proc.url + "/healthz").status_code == 200
+    finally:
+        assert proc.stop() == 0
+    # while stopped, keys age; the next start destroys them before serving
+    before = sum(1 for x in (keys / "audit.log").read_text().splitlines() if json.loads(x)["action"] == "destroy")
+    time.sleep(3.5)
+    proc = CollectorProcess(s, tmp_path).start()
+    try:
+        after = sum(1 for x in (keys / "audit.log").read_text().splitlines() if json.loads(x)["action"] == "destroy")
+        assert after > before
+    finally:
+        assert proc.stop() == 0

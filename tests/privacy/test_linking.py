@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import secrets
 import time
 
 from collector.privacy.tokens import mint
@@ -28,7 +29,7 @@ def token(ref="MEMBER-REF-777", purposes=("analytics_linking",), ttl=600, now=No
 
 def consent(client, action, ref="MEMBER-REF-777", secret=SECRET):
     body = json.dumps({"site": "example.org", "member_ref": ref, "purpose": "analytics_linking", "action": action,
-                       "policy_version": "2026-01"}).encode()
+                       "policy_version": "2026-01", "ts": time.time(), "nonce": secrets.token_hex(16)}).encode()
     sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return client.post("/api/consent", content=body, headers={"Content-Type": "application/json",
                                                               "X-Collector-Signature": sig})
@@ -178,3 +179,31 @@ def test_member_plane_keeps_only_coarse_quasi_identifiers(app_client):
     assert (row["browser_version"], row["os_version"], row["region"], row["city"], row["isp"], row["asn"]) == \
         ("", "", "", "", "", 0)
     assert row["ts"][11:].startswith("00:00:0"), row["ts"]  # the login's day plus seconds since the login
+
+
+def test_signed_consent_calls_cannot_be_replayed_or_sent_late(app_client):
+    body = json.dumps({"site": "example.org", "member_ref": "MEMBER-REF-777", "purpose": "analytics_linking",
+                       "action": "grant", "policy_version": "1", "ts": time.time(), "nonce": secrets.token_hex(16)})
+    sig = "sha256=" + hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    headers = {"Content-Type": "application/json", "X-Collector-Signature": sig}
+    assert app_client.post("/api/consent", content=body, headers=headers).status_code == 202
+    assert consent(app_client, "withdraw").status_code == 202
+    replay = app_client.post("/api/consent", content=body, headers=headers)  # the grant again, after the withdrawal
+    assert replay.status_code == 409
+    t = token(now=time.time() - 5)
+    send(app_client, "/claims", identity=t)
+    flush(app_client)
+    assert rows(app_client, "SELECT count() AS n FROM member_events")[0]["n"] == 0  # still withdrawn
+    for stale in ({"ts": time.time() - 3600}, {"ts": "now"}, {}):
+        doc = {"site": "example.org", "member_ref": "MEMBER-REF-777", "purpose": "analytics_linking",
+               "action": "grant", "nonce": secrets.token_hex(16), **stale}
+        raw = json.dumps(doc).encode()
+        s = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        r = app_client.post("/api/consent", content=raw, headers={"Content-Type": "application/json",
+                                                                  "X-Collector-Signature": s})
+        assert r.status_code == 401, stale
+    no_nonce = json.dumps({"site": "example.org", "member_ref": "M", "purpose": "p", "action": "grant",
+                           "ts": time.time()}).encode()
+    s2 = "sha256=" + hmac.new(SECRET.encode(), no_nonce, hashlib.sha256).hexdigest()
+    assert app_client.post("/api/consent", content=no_nonce, headers={"Content-Type": "application/json",
+                                                                      "X-Collector-Signature": s2}).status_code == 400
