@@ -234,14 +234,14 @@ class Loader:
                 erased += 1
             else:
                 undecodable.append({"raw": payload.decode("utf-8", "replace")[:2000]})
-        if erased:
-            self.counts.dropped["erased"] += erased
         t0 = time.perf_counter()
-        for table, lines in by_table.items():
-            self._insert(table, lines, f"{token}:{table}")
+        # counted once the whole batch is stored: a batch retried after a failure half-way re-sends
+        # tables ClickHouse already holds (deduplicated by their tokens) and must not count them twice
+        stored = {table: self._insert(table, lines, f"{token}:{table}") for table, lines in by_table.items()}
         if undecodable:
-            self.dead.write(undecodable, "undecodable spool record", f"{token}:undecodable")
-            self.counts.dead_lettered += len(undecodable)
+            # dead letters count when written: a retried batch finds its token and writes nothing
+            self.counts.dead_lettered += self.dead.write(undecodable, "undecodable spool record",
+                                                         f"{token}:undecodable")
         if records and self.on_batch is not None:
             self.on_batch(len(records), time.perf_counter() - t0)
         if self.after_insert is not None:
@@ -249,27 +249,30 @@ class Loader:
         self.cp = Checkpoint(seg, end, None)
         self.checkpoints.write(self.cp)
         self.loaded_records += len(records)
+        for table, n in stored.items():
+            self.counts.stored[table] += n
+        if erased:
+            self.counts.dropped["erased"] += erased
         if not self.healthy:
             log.info("storage writes recovered")
         self.healthy, self.last_error = True, ""
 
-    def _insert(self, table: str, lines: list[bytes], token: str) -> None:
+    def _insert(self, table: str, lines: list[bytes], token: str) -> int:
         """The spooled JSON goes to ClickHouse as it is (JSONEachRow): no decoding in Python. A batch that
         ClickHouse rejects as bad data is split in halves until the offending rows are found; those go
-        to the dead letters with the reason, the rest is stored."""
+        to the dead letters with the reason, the rest is stored. Returns the rows stored."""
         try:
             self.store.insert_json(table, b"\n".join(lines), token)
-            self.counts.stored[table] += len(lines)
+            return len(lines)
         except StorageError as exc:
             if not exc.permanent:
                 raise
             if len(lines) == 1:
-                self.dead.write([record.row_of(lines[0])], f"rejected by ClickHouse: {exc.message}", token)
-                self.counts.dead_lettered += 1
-                return
+                self.counts.dead_lettered += self.dead.write([record.row_of(lines[0])],
+                                                             f"rejected by ClickHouse: {exc.message}", token)
+                return 0
             mid = len(lines) // 2
-            self._insert(table, lines[:mid], token + ":a")
-            self._insert(table, lines[mid:], token + ":b")
+            return self._insert(table, lines[:mid], token + ":a") + self._insert(table, lines[mid:], token + ":b")
 
 
 

@@ -179,3 +179,39 @@ def test_transient_failure_keeps_data_and_recovers(env, tmp_path):
     assert loader.healthy and count(store) == 20
     assert loader.stop(5)
     spool.close()
+
+
+def test_a_batch_failing_half_way_is_counted_once_when_it_is_finally_stored(env, tmp_path):
+    settings, store = env
+    fail = {"member_events": True}
+
+    class HalfWay:
+        """Stores events, then fails on member_events until told otherwise (a storage fault mid-batch)."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def insert_json(self, table, data, token):
+            if fail.get(table):
+                from collector.errors import StorageError
+
+                raise StorageError("member_events unreachable (test)")
+            self.real.insert_json(table, data, token)
+
+    spool, loader, counts = make(settings, HalfWay(store))
+    member = {c: "" for c in TABLES["member_events"]} | {"ts_clamped": 0, "engagement_ms": 0, "asn": 0,
+                                                         "event_id": str(uuid.uuid4()), "site": "example.org",
+                                                         "ts": 1_760_000_000, "name": "pageview", "props": {}}
+    spool.append([row(i) for i in range(20)] + [record.encode("member_events", member, 1)])
+    spool.sync()
+    for _ in range(3):
+        with pytest.raises(Exception):
+            loader.step()
+    fail["member_events"] = False
+    drain(loader)
+    assert count(store) == 20
+    assert counts.stored == {"events": 20, "member_events": 1}  # not 80 events for four attempts
+    spool.close()
