@@ -144,7 +144,9 @@ def document(settings) -> dict[str, Any]:
                                 "content": {"application/json": {"schema": {
                                     "type": "object", "properties": {"recorded": {"const": True}},
                                     "required": ["recorded"]}}}},
-                        "400": beacon_errors["400"], "401": _error("The signature does not match"),
+                        "400": beacon_errors["400"],
+                        "401": _error("The signature does not match, or ts is not within 300 s"),
+                        "409": _error("This call (its nonce) was recorded before: nothing recorded"),
                         "408": beacon_errors["408"], "413": _error("The body is larger than 8192 bytes"),
                         "422": beacon_errors["422"], "503": beacon_errors["503"],
                     },
@@ -159,8 +161,6 @@ def document(settings) -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
                 "503": {"description": "Not ready (starting, shutting down, or storage down)",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-                "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {
                 "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },
@@ -180,11 +180,15 @@ def document(settings) -> dict[str, Any]:
                      "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"},
                                                "minItems": 1, "maxItems": settings.max_batch_events}}},
                 ]},
-                "Consent": {"type": "object", "required": ["site", "member_ref", "purpose", "action"], "properties": {
+                "Consent": {"type": "object", "required": ["site", "member_ref", "purpose", "action", "ts", "nonce"],
+                            "properties": {
                     "site": {"type": "string"}, "member_ref": {"type": "string", "minLength": 1, "maxLength": 256},
                     "purpose": {"type": "string", "minLength": 1, "maxLength": 64},
                     "action": {"enum": ["grant", "withdraw"]},
-                    "policy_version": {"type": "string", "maxLength": 64}}},
+                    "policy_version": {"type": "string", "maxLength": 64},
+                    "ts": {"type": "number", "description": "the call's Unix time (s), within 300 s of the collector's"},
+                    "nonce": {"type": "string", "minLength": 16, "maxLength": 128,
+                              "description": "random, new for every call: a replayed call answers 409"}}},
                 "Ready": {"type": "object", "required": ["ready"], "properties": {
                     "ready": {"type": "boolean"}, "accepting": {"type": "boolean"}, "storage": {"type": "boolean"}}},
             },
