@@ -251,3 +251,19 @@ def test_opt_outs_and_ignored_pages_send_nothing(browser, pages, collector):
     assert collector.query("SELECT path, name FROM events WHERE path IN "
                            "('/no-opt-in.html', '/no-local-opt-in.html', '/site/private/records', '/site/opted-out') "
                            "OR name = 'Opted Out Event'") == []
+
+
+def test_engagement_before_login_never_reaches_the_member_plane(browser, pages, collector):
+    # identify, then an SPA route change: the time left on the page viewed anonymously is not sent
+    # under the new identity (it would join the two planes on page and time)
+    open_page(browser, pages.url + "/spa.html")
+    time.sleep(0.3)
+    token = mint(SECRET, "example.org", "MBR-0077", [LINKING], 3600)
+    browser.execute_script("collector('identify', arguments[0])", token)
+    time.sleep(0.3)
+    browser.execute_script("history.pushState({}, '', '/spa/after-login')")
+    time.sleep(0.3)
+    browser.execute_script("history.pushState({}, '', '/spa/next')")
+    wait_rows(collector, "SELECT 1 FROM member_events WHERE path = '/spa/after-login' AND name = 'engagement'")
+    assert collector.query("SELECT path FROM member_events WHERE path = '/spa.html'") == []
+    wait_rows(collector, "SELECT 1 FROM events WHERE path = '/spa.html' AND name = 'engagement'")
