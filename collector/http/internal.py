@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from collector.http import admin, dashboard
 from collector.http.errors import HANDLERS
-from collector.http.health import healthz, readyz
+from collector.http.health import healthz, readyz, storagez
 
 
 async def metrics(request: Request) -> Response:
@@ -26,6 +26,7 @@ def routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/storagez", storagez, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/admin/hello", admin.hello, methods=["GET"]),
         Route("/admin/query", admin.query, methods=["POST"]),

@@ -157,9 +157,10 @@ def document(settings) -> dict[str, Any]:
                 "content": {"application/json": {"schema": {"type": "object",
                                                              "properties": {"alive": {"const": True}}}}}}}}},
             "/readyz": {"get": {"summary": "Readiness", "responses": {
-                "200": {"description": "Accepting events and storage is reachable",
+                "200": {"description": "Accepting events into a spool that can take them (storage may be "
+                                       "down meanwhile: the spool absorbs it; see the storage field)",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
-                "503": {"description": "Not ready (starting, shutting down, or storage down)",
+                "503": {"description": "Not ready: starting, shutting down, or the spool full or failing",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}}}}},
             "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {
                 "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
@@ -190,7 +191,10 @@ def document(settings) -> dict[str, Any]:
                     "nonce": {"type": "string", "minLength": 16, "maxLength": 128,
                               "description": "random, new for every call: a replayed call answers 409"}}},
                 "Ready": {"type": "object", "required": ["ready"], "properties": {
-                    "ready": {"type": "boolean"}, "accepting": {"type": "boolean"}, "storage": {"type": "boolean"}}},
+                    "ready": {"type": "boolean"}, "accepting": {"type": "boolean"},
+                    "state": {"enum": ["starting", "ready", "draining", "stopped"]},
+                    "spool": {"type": "string", "description": "ok, or why the spool cannot take writes"},
+                    "storage": {"type": "boolean", "description": "storage health, for information only"}}},
             },
         },
     }

@@ -66,7 +66,8 @@ def test_bots_are_dropped_with_a_counted_reason_and_the_same_answer(app_client):
 def test_health_and_readiness(app_client):
     assert app_client.get("/healthz").json() == {"alive": True}
     r = app_client.get("/readyz")
-    assert r.status_code == 200 and r.json()["storage"] is True
+    assert r.status_code == 200 and r.json()["ready"] is True and r.json()["spool"] == "ok"
+    assert r.json()["storage"] is True
 
 
 def test_a_batch_for_several_sites_is_spooled_all_or_nothing(app_client):
