@@ -7,10 +7,25 @@ docs/delivery.md for the oracle they make checkable.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+import importlib.metadata
+import platform
+
+from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from collector.counts import Counts
+
+# ``_created`` series (one per histogram and counter) double the series count and carry nothing a
+# dashboard or alert uses; rates come from the counters themselves.
+disable_created_metrics()
+
+
+def version() -> str:
+    """The installed package's version (``collector --version``, ``collector_build_info``)."""
+    try:
+        return importlib.metadata.version("privacy-collector")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Metrics:
@@ -22,6 +37,7 @@ class Metrics:
         self.batch_size = Histogram("collector_batch_rows", "Rows per stored batch", registry=r,
                                     buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000))
         self.add_source(self._counts)
+        self.add_source(self._build_info)
 
     def observe_batch(self, rows: int, seconds: float) -> None:
         self.insert_latency.observe(seconds)
@@ -33,6 +49,13 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    @staticmethod
+    def _build_info():
+        fam = GaugeMetricFamily("collector_build_info", "The running collector's version and Python, always 1",
+                                labels=["version", "python"])
+        fam.add_metric([version(), platform.python_version()], 1)
+        yield fam
 
     def _counts(self):
         c = self.counts
