@@ -30,11 +30,52 @@ def cmd_serve(args, settings, backend) -> int:
 
 
 def cmd_migrate(args, settings, backend) -> int:
+    if args.cluster:
+        from collector.storage import cluster
+
+        if settings.embedded or backend.running:
+            sys.exit("collector: --cluster applies ON CLUSTER DDL through a server of the cluster: set "
+                     "COLLECTOR_CLICKHOUSE_DSN to one of its servers (http(s)://...) and run it with no collector "
+                     "serving this data directory")
+        applied = cluster.apply(backend.store, settings, args.cluster)
+        print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+        return 0
     applied = backend.migrate()
     if applied is None:
         print("the running collector applies migrations at startup; nothing to do")
     else:
         print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+    return 0
+
+
+def schema_database(settings) -> str:
+    """The database the schema goes into: the server DSN's ``database``, else COLLECTOR_DATABASE."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if settings.embedded:
+        return settings.database
+    parts = urlsplit(settings.dsn)
+    return parse_qs(parts.query).get("database", [parts.path.strip("/") or settings.database])[0]
+
+
+def cmd_schema(args, settings, backend) -> int:
+    """Print the DDL the migrations apply (or its ON CLUSTER form), and the server roles' SQL."""
+    from collector.storage import cluster, migrate, sandbox
+    from collector.storage.roles import roles_sql
+
+    database = args.database or schema_database(settings)
+    if args.cluster:
+        stmts = cluster.statements(settings, args.cluster, database)
+    else:
+        params = migrate._params(settings)
+        stmts = [cluster.SCHEMA_MIGRATIONS]
+        for mig in [*migrate.migrations(), *migrate.repeatables()]:
+            stmts += mig.statements(params)
+    if args.roles:
+        roles = roles_sql(database, list(sandbox.analyst_views()), analyst_password_sha256=args.analyst_password_sha256,
+                          admin_password_sha256=args.admin_password_sha256)
+        stmts += cluster.roles_on_cluster(roles, args.cluster, database) if args.cluster else roles
+    sys.stdout.write("".join(s.rstrip() + ";\n\n" for s in stmts))
     return 0
 
 
@@ -128,14 +169,24 @@ def cmd_replay(args, settings, backend) -> int:
 
 
 # commands that need no backend (serving owns the data itself; minting needs only the site secret)
-NO_BACKEND = {"serve", "token"}
+NO_BACKEND = {"serve", "token", "schema"}
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="collector", description="Privacy-first web analytics collector")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the collector").set_defaults(fn=cmd_serve)
-    sub.add_parser("migrate", help="apply schema migrations").set_defaults(fn=cmd_migrate)
+    m = sub.add_parser("migrate", help="apply schema migrations")
+    m.add_argument("--cluster", metavar="NAME", help="apply the ON CLUSTER schema (replicated, distributed) to the "
+                   "cluster NAME through the server of COLLECTOR_CLICKHOUSE_DSN")
+    m.set_defaults(fn=cmd_migrate)
+    sc = sub.add_parser("schema", help="print the schema's DDL (and the server roles' SQL)")
+    sc.add_argument("--roles", action="store_true", help="also print the server users, roles and grants")
+    sc.add_argument("--cluster", metavar="NAME", help="the ON CLUSTER form: ReplicatedMergeTree + Distributed")
+    sc.add_argument("--database", help="database name (default: the DSN's, else COLLECTOR_DATABASE)")
+    sc.add_argument("--analyst-password-sha256", metavar="HEX", help="also create the analyst user with this hash")
+    sc.add_argument("--admin-password-sha256", metavar="HEX", help="also create the admin user with this hash")
+    sc.set_defaults(fn=cmd_schema)
     q = sub.add_parser("query", help="run SQL (through the running collector on the embedded engine)")
     q.add_argument("--format", default="PrettyCompact", help="ClickHouse output format, e.g. JSONEachRow, TSV")
     q.add_argument("--file", help="read the SQL from this file (- for stdin)")
