@@ -553,8 +553,11 @@ def _parse(sql: str, scalar: Callable[[str], str]) -> dict:
         raise QueryRefused(f"refused by the SQL sandbox: the query does not parse: {first[:300]}") from exc
     try:
         tree = json.loads(raw)
-    except (ValueError, RecursionError):
+    except RecursionError:
         raise QueryRefused("refused by the SQL sandbox: the query is nested too deeply") from None
+    except ValueError:
+        # not a verdict on the query: the engine's answer is not the parse tree it should be
+        raise StorageError("the SQL sandbox could not read the engine's parse of the query; retry") from None
     if not isinstance(tree, dict):
         raise QueryRefused("refused by the SQL sandbox: the query has a part the sandbox does not recognise")
     return tree

@@ -254,8 +254,12 @@ class Store:
                 try:
                     return client.raw_query(sql, fmt=fmt, settings=per_query)
                 except (ClickHouseError, OSError, RuntimeError) as exc:
-                    if not self.embedded and isinstance(exc, (OperationalError, OSError)):
-                        self._sandbox_clients.pop(role, None)
+                    # On chDB a failed statement leaves what it had already written (a JSON header, the
+                    # rows before the failure) in the handle's output buffer, and the engine hands it out
+                    # ahead of the next answer on that handle: the next check would read garbage. The
+                    # handle is never reused after a failure; the next query opens a fresh one.
+                    if self.embedded or isinstance(exc, (OperationalError, OSError)):
+                        self._drop_sandbox_client(role, client)
                     raise _sandbox_error(exc, self.dsn) from exc
 
             def scalar(sql: str) -> str:
@@ -264,6 +268,15 @@ class Store:
             yield scalar, call
         finally:
             lock.release()
+
+    def _drop_sandbox_client(self, role, client) -> None:
+        """Forget the role's connection (called with the role's lock held) and close it."""
+        if self._sandbox_clients.get(role) is client:
+            del self._sandbox_clients[role]
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
 
     def _connect_sandbox(self, role):
         """The role's own connection. On chDB a second handle on the engine whose session carries the

@@ -244,3 +244,30 @@ def test_parameterized_views_are_callable_and_only_they(env):
     from collector.storage import sandbox
 
     assert "funnel" in sandbox.parameterized_views() and "pages_daily" not in sandbox.parameterized_views()
+
+
+def test_a_failed_query_leaves_nothing_for_the_next_one(env):
+    """A statement that fails after its output started (a JSON header, rows before a limit) must not
+    leave those bytes on the role's connection: chDB would hand them out ahead of the next answer, and
+    the next check would read them as the parse tree ("the query is nested too deeply")."""
+    store, _ = env
+    heavy = "SELECT length(groupArray(repeat('x', 100000))) FROM pages_daily ARRAY JOIN range(10000) AS i"
+    count = store.run_sandboxed("SELECT count() FROM pages_daily", Role.ANALYST).body
+    pageviews = store.run_sandboxed("SELECT sum(pageviews) AS n FROM pages_daily", Role.ANALYST, "JSONCompact").body
+    assert int(json.loads(pageviews)["data"][0][0]) in (30, 35)  # the seed, and the slow test's rows
+    for fmt in ("JSONCompact", "JSON", "CSVWithNames", "TabSeparated"):
+        with pytest.raises(QueryLimit):
+            store.run_sandboxed(heavy, Role.ANALYST, fmt)
+        with pytest.raises(QueryLimit):  # more rows than the role may receive, after some were written
+            store.run_sandboxed("SELECT arrayJoin(range(5000)) FROM pages_daily", Role.ANALYST, fmt)
+        for _ in range(3):
+            assert store.run_sandboxed("SELECT count() FROM pages_daily", Role.ANALYST).body == count
+            body = store.run_sandboxed("SELECT sum(pageviews) AS n FROM pages_daily", Role.ANALYST, "JSONCompact").body
+            assert json.loads(body)["data"] == json.loads(pageviews)["data"]
+    # an engine error on the statement (not a limit) is followed by clean answers too
+    with pytest.raises(CollectorError):
+        store.run_sandboxed("SELECT no_such_column FROM pages_daily", Role.ANALYST, "JSON")
+    assert store.check_sandboxed("SELECT 1", Role.ANALYST).sql == "SELECT 1"
+    # the fresh connection carries the role's limits
+    assert store.run_sandboxed("SELECT getSetting('readonly'), getSetting('max_execution_time')",
+                               Role.ANALYST).body == b"1\t2\n"
