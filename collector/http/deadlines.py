@@ -9,6 +9,12 @@ Two phases, each bounded by ``request_timeout_s``:
 - **body**: ``BodyDeadline``, used by the ASGI security middleware. A request whose body has not
   fully arrived within the deadline, counted from the end of its headers, is answered ``408``.
 
+An answer sent before the request's body has fully arrived (``413``, a body ``408``) closes the
+connection with a **drain** (nginx's lingering close): the answer is flushed and the write side shut
+down, then whatever the client still sends is read and thrown away until it closes its side, up to
+``DRAIN_MAX_BYTES`` and the request deadline. Closing at once with unread bytes would make the kernel
+send a reset, and a client still writing its body would see that instead of the answer.
+
 Neither arms a timer per request: a request records its start, and one sweeper task per process
 looks at the open connections and receiving requests a few times per deadline, then sleeps again,
 and stops while there is nothing to watch.
@@ -25,6 +31,9 @@ MAX_HEADER_BYTES = 64 * 1024
 TIMEOUT_408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 16\r\nconnection: close\r\n\r\nrequest timeout\n"
 TOO_LARGE_431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\ncontent-length: 24\r\n"
                  b"connection: close\r\n\r\nrequest headers too big\n")
+
+
+DRAIN_MAX_BYTES = 4 << 20  # read and discarded after an early answer before the connection is cut
 
 
 def _sweep_interval(timeout: float) -> float:
@@ -61,8 +70,27 @@ class BodyDeadline:
             self._sweeper = None
 
 
+class _DrainingTransport:
+    """The transport as a request's cycle sees it: closing it while the request body is still
+    arriving drains the connection instead (see ``DeadlineHttpToolsProtocol.drain``)."""
+
+    def __init__(self, transport, protocol: "DeadlineHttpToolsProtocol"):
+        self._transport = transport
+        self._protocol = protocol
+
+    def close(self) -> None:
+        if self._protocol._body_pending and not self._transport.is_closing():
+            self._protocol.drain()
+        else:
+            self._transport.close()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
 class DeadlineHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline and a size cap on request headers."""
+    """uvicorn's httptools protocol with a deadline and a size cap on request headers, and a
+    bounded drain of an unread body before closing."""
 
     header_timeout = 10.0
     # one sweeper per server (its set of connections) and loop: the public and the internal listener
@@ -73,11 +101,19 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._hdr_since: float | None = time.monotonic()
         self._hdr_bytes = 0
+        self._body_pending = False  # headers of the current request read, its body not yet whole
+        self._draining: float | None = None  # when the drain started
+        self._drained = 0
         key = (self.loop, id(self.connections))
         if key not in self._sweepers:
             self._sweepers[key] = self.loop.create_task(self._sweep(key))
 
     def data_received(self, data: bytes) -> None:
+        if self._draining is not None:
+            self._drained += len(data)
+            if self._drained > DRAIN_MAX_BYTES:
+                self.transport.close()
+            return
         since = self._hdr_since
         if since is None and (self.cycle is None or self.cycle.response_complete):
             self._hdr_since = time.monotonic()
@@ -90,7 +126,41 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._hdr_since = None
+        self._body_pending = True
         super().on_headers_complete()
+        self.cycle.transport = _DrainingTransport(self.transport, self)
+
+    def on_message_complete(self) -> None:
+        self._body_pending = False
+        super().on_message_complete()
+
+    def drain(self) -> None:
+        """Answer sent, body still arriving: shut the write side (the answer goes out first), then
+        discard what arrives until the client closes, the byte budget is spent or the deadline passes."""
+        self._draining = time.monotonic()
+        self._hdr_since = None
+        transport = self.transport
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        transport.resume_reading()
+        self.flow.resume_reading()
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
+
+    def on_response_complete(self) -> None:
+        if self._draining is not None:
+            self.server_state.total_requests += 1
+            return
+        super().on_response_complete()
+
+    def eof_received(self):
+        if self._draining is not None:
+            self.transport.close()  # the client has sent everything: the drain is over
+            return None
+        return super().eof_received()
 
     def _refuse(self, response: bytes) -> None:
         self._hdr_since = None
@@ -108,6 +178,9 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
                     since = getattr(conn, "_hdr_since", None)
                     if since is not None and since <= cutoff:
                         conn._refuse(TIMEOUT_408)
+                    draining = getattr(conn, "_draining", None)
+                    if draining is not None and draining <= cutoff and not conn.transport.is_closing():
+                        conn.transport.close()
         finally:
             self._sweepers.pop(key, None)
 
