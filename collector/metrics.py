@@ -11,9 +11,9 @@ import importlib.metadata
 import platform
 
 from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from collector.counts import Counts
+from collector.counts import LATENCY_BUCKETS, Counts
 
 # ``_created`` series (one per histogram and counter) double the series count and carry nothing a
 # dashboard or alert uses; rates come from the counters themselves.
@@ -67,6 +67,28 @@ class Metrics:
         yield counter("collector_events_dead_lettered", "Rows ClickHouse rejected permanently", c.dead_lettered)
         yield counter("collector_requests_rejected", "Requests answered with an error status, by status",
                       {str(k): v for k, v in c.rejected.items()}, "status")
+        yield from http_families(c.http)
+
+
+def http_families(http):
+    """Requests by route and status (a counter) and their latency (a histogram), from ``HttpStats``."""
+    series = sorted(http.series.items())
+    req = CounterMetricFamily("collector_http_requests", "HTTP requests answered, by route and status",
+                              labels=["route", "status"])
+    lat = HistogramMetricFamily("collector_http_request_seconds",
+                                "Time from the request's headers to its answer, by route and status",
+                                labels=["route", "status"])
+    bounds = [f"{b:g}" for b in LATENCY_BUCKETS] + ["+Inf"]
+    for (route, status), (count, total, per_bucket) in series:
+        labels = [route, str(status)]
+        req.add_metric(labels, count)
+        cumulative, running = [], 0
+        for bound, n in zip(bounds, per_bucket):
+            running += n
+            cumulative.append((bound, running))
+        lat.add_metric(labels, cumulative, total)
+    yield req
+    yield lat
 
 
 class _Custom:

@@ -16,6 +16,7 @@ from collector.delivery import record
 from collector.erase import erase_member
 from collector.delivery.loader import status
 from collector.delivery.spool import SpoolFull
+from collector.delivery.sync import SharedWrite
 from collector.errors import StorageError, Unavailable
 from collector.metrics import counter, gauge
 from collector.pipeline import Event
@@ -46,6 +47,7 @@ class Collector:
         self.spool = parts.spool
         self.loader = parts.loader
         self.sync = parts.sync
+        self.writer = SharedWrite(parts.spool)  # requests of one event-loop turn share one write()
         self.admin_token = parts.admin_token
         self.analyst_token = parts.analyst_token
         rec = parts.recovery
@@ -164,7 +166,7 @@ class Collector:
         if self.state is State.STOPPED:
             raise Unavailable("shutting down", retry_after=1)
         try:
-            self.spool.append(records)
+            await self.writer.append(records)
         except SpoolFull as exc:
             self.counts.refused["spool_full"] += events
             raise Unavailable(f"cannot accept events now: {exc}", retry_after=5) from None

@@ -260,7 +260,13 @@ class Spool:
     # -- writing -----------------------------------------------------------------------------
     def append(self, payloads: list[bytes]) -> None:
         """Write the records (one write call) or nothing at all; SpoolFull when they do not fit."""
-        data = b"".join(frame(p) for p in payloads)
+        self._write(b"".join([frame(p) for p in payloads]), len(payloads))
+
+    def append_groups(self, groups: list[list[bytes]]) -> None:
+        """Several requests' records in one write call, all or nothing (``SharedWrite``)."""
+        self._write(b"".join([frame(p) for g in groups for p in g]), sum(len(g) for g in groups))
+
+    def _write(self, data: bytes, count: int) -> None:
         with self._lock:
             if self.total_bytes + len(data) > self.quota_bytes:
                 raise SpoolFull("spool quota reached")
@@ -284,7 +290,7 @@ class Spool:
                 self._undo()
                 raise SpoolFull("disk full (short write)")
             self.active_size += written
-            self.appended_records += len(payloads)
+            self.appended_records += count
             self.dirty = True
 
     def _undo(self) -> None:

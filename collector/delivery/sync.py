@@ -6,6 +6,12 @@
   that wrote before it.
 
 Both run one background task on the event loop; the fsync itself runs in a thread.
+
+``SharedWrite`` is how requests append: the records of every request that appends in the same
+event-loop turn go out in one ``write()`` at the end of that turn, and each request continues (to
+the policy above, then its answer) only once its records are written. A request's records stay all
+or nothing: when the shared write fails, each request's records are tried on their own, so each
+gets the answer its own append earns.
 """
 
 from __future__ import annotations
@@ -76,6 +82,48 @@ class AlwaysSync(IntervalSync):
         assert self._kick is not None
         self._kick.set()
         await fut
+
+
+class SharedWrite:
+    def __init__(self, spool):
+        self.spool = spool
+        self._pending: list[tuple[list[bytes], asyncio.Future]] = []
+        self.writes = 0  # write() calls made (for tests and the benchmark's record)
+        self.appends = 0  # requests' appends served
+
+    async def append(self, records: list[bytes]) -> None:
+        """Returns once ``records`` are written; raises what ``Spool.append`` raises for them."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((records, fut))
+        await fut
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        self.appends += len(pending)
+        if len(pending) > 1:
+            try:
+                self.writes += 1
+                self.spool.append_groups([r for r, _ in pending])
+            except Exception:  # noqa: BLE001 - nothing was written: each request on its own below
+                pass
+            else:
+                for _, fut in pending:
+                    if not fut.done():
+                        fut.set_result(None)
+                return
+        for records, fut in pending:
+            self.writes += 1
+            try:
+                self.spool.append(records)
+            except Exception as exc:  # noqa: BLE001 - the request's own answer (SpoolFull, OSError)
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(None)
 
 
 def policy(name: str, spool, interval_s: float) -> IntervalSync:

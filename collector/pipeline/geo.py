@@ -1,12 +1,14 @@
 """Country, region and (only when configured) city from a MaxMind-format City or Country database.
 
-Never latitude, longitude or postal code: those keys are not read.
+Never latitude, longitude or postal code: those keys are not read. The facts are memoized per
+/24 or /48 network (``collector.pipeline.network``), never per address.
 """
 
 from __future__ import annotations
 
 from collector.pipeline.event import Event
-from collector.pipeline.mmdb import lookup, open_database
+from collector.pipeline.mmdb import open_database
+from collector.pipeline.network import NetworkMemo
 
 
 def _name(node: dict) -> str:
@@ -20,9 +22,10 @@ class GeoStep:
     def __init__(self, settings):
         self.reader = open_database(settings.geoip_city_db, "COLLECTOR_GEOIP_CITY_DB", "country/region/city")
         self.precision = settings.geo_precision
+        # looked up once per /24 or /48 network whose addresses all share one record
+        self.resolve = NetworkMemo(self.reader, self.facts)
 
-    def resolve(self, ip: str) -> tuple[str, str, str]:
-        rec = lookup(self.reader, ip)
+    def facts(self, rec: dict) -> tuple[str, str, str]:
         country = (rec.get("country") or rec.get("registered_country") or {}).get("iso_code", "") or ""
         region = city = ""
         if self.precision in ("region", "city"):
@@ -36,5 +39,5 @@ class GeoStep:
         return country, region, city
 
     def __call__(self, ev: Event) -> Event:
-        ev.row["country"], ev.row["region"], ev.row["city"] = ev.derived("geo", lambda: self.resolve(ev.ip))
+        ev.row["country"], ev.row["region"], ev.row["city"] = self.resolve(ev.ip)
         return ev

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collector.pipeline.event import Event
 from collector.pipeline.isp import truncate_ip
+from collector.pipeline.network import prefix_key
 from collector.privacy.keys import mac
 
 
@@ -31,6 +32,20 @@ class PseudonymStep:
     def __init__(self, keys, settings):
         self.keys = keys
         self.gpc_policy = settings.gpc_policy
+        # network pseudonyms by (site, key id, /24 or /48 network): keyed by the network, never an address
+        self._networks: dict[tuple[str, str, bytes], str] = {}
+
+    def network_id(self, key, site: str, ip: str) -> str:
+        net = prefix_key(ip)
+        if net is None:
+            return mac(key, "network", site, truncate_ip(ip, 24) or ip)
+        memo_key = (site, key.id, net)
+        value = self._networks.get(memo_key)
+        if value is None:
+            if len(self._networks) >= 65536:
+                self._networks.clear()
+            value = self._networks[memo_key] = mac(key, "network", site, truncate_ip(ip, 24) or ip)
+        return value
 
     def __call__(self, ev: Event) -> Event:
         row = ev.row
@@ -53,6 +68,5 @@ class PseudonymStep:
                                            lambda: mac(key, "visitor-ip", site, ev.ip, ev.user_agent))
         row["key_id"] = key.id
         today = self.keys.visitor_key()
-        row["network_id"] = ev.derived(("network", site, today.id),
-                                       lambda: mac(today, "network", site, truncate_ip(ev.ip, 24) or ev.ip))
+        row["network_id"] = self.network_id(today, site, ev.ip)
         return ev

@@ -8,6 +8,8 @@ referring host keep only labels that are plainly names; lengths are capped.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from urllib.parse import urlencode, urlsplit
 
 from collector.settings import DEFAULT_QUERY_ALLOW, Site
@@ -41,6 +43,38 @@ class Clean:
         return out
 
 
+_SALT = os.urandom(16)  # made when the process starts, never written anywhere
+
+
+class Scrubbed:
+    """Remembers what a scrub function made of a value the scrubber changed, keyed by a keyed BLAKE2b
+    hash of the value with a random per-process key: the memory holds only scrubbed output (what is
+    stored) and hashes that cannot be reversed or recomputed outside this process. Unchanged values
+    go to ``Clean`` first, which needs no hash. Bounded: it starts over when full."""
+
+    __slots__ = ("clean", "fn", "done", "size")
+
+    def __init__(self, fn, size: int = 8192):
+        self.fn = fn
+        self.clean = Clean(fn, size)
+        self.done: dict[bytes, str] = {}
+        self.size = size
+
+    def __call__(self, value: str) -> str:
+        if value in self.clean.seen:
+            return value
+        key = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), key=_SALT, digest_size=16).digest()
+        out = self.done.get(key)
+        if out is not None:
+            return out
+        out = self.clean(value)
+        if out != value:
+            if len(self.done) >= self.size:
+                self.done.clear()
+            self.done[key] = out
+        return out
+
+
 class Scrubbers:
     """One site's scrubber, with memos for the fields that repeat most (paths, titles, query values,
     event names, hosts)."""
@@ -48,10 +82,14 @@ class Scrubbers:
     def __init__(self, site: Site):
         self.site = site
         sc = self.sc = Scrubber(site.member_id_patterns, site.keep_numeric_segments)
-        self.path = Clean(sc.path)
-        self.query_value = Clean(lambda v: sc.text(v, 128, form=True))
-        self.title = Clean(lambda v: sc.text(v, 256))
-        self.name = Clean(lambda v: sc.text(v, 120))
+        self.path = Scrubbed(sc.path)
+        self.query_value = Scrubbed(lambda v: sc.text(v, 128, form=True))
+        self.title = Scrubbed(lambda v: sc.text(v, 256))
+        self.name = Scrubbed(lambda v: sc.text(v, 120))
+        self.search = Scrubbed(lambda v: sc.text(v, 256, form=True))
+        self.click = Scrubbed(lambda v: sc.text(v, 256))
+        self.link = Scrubbed(lambda v: ScrubStep.link_of(self, v))
+        self.query: dict[tuple, str] = {}  # allow-listed, scrubbed (key, value) pairs -> query string
         self.host = Clean(lambda v: sc.host(v, site.domain))
         self.foreign_host = Clean(sc.host)
         self.app = Clean(lambda v: v if sc.text(v, 64) == v else "")
@@ -79,6 +117,10 @@ class ScrubStep:
         return self.scrubbers(site).sc
 
     def link(self, scs: Scrubbers, url: str) -> str:
+        return self.link_of(scs, url)
+
+    @staticmethod
+    def link_of(scs: Scrubbers, url: str) -> str:
         """Scheme, checked host, a non-default port, and the scrubbed path of a link; nothing else."""
         sc = scs.sc
         try:
@@ -118,7 +160,16 @@ class ScrubStep:
         if ev.query:
             allowed = DEFAULT_QUERY_ALLOW + ev.site.search_params
             kept = [(k, qv(v)) for k, v in ev.query.items() if k in allowed]
-        row["query"] = urlencode(kept)[:512] if kept else ""
+        if kept:
+            kept_key = tuple(kept)
+            query = scs.query.get(kept_key)
+            if query is None:
+                if len(scs.query) >= 4096:
+                    scs.query.clear()
+                query = scs.query[kept_key] = urlencode(kept)[:512]
+            row["query"] = query
+        else:
+            row["query"] = ""
         ref = row.get("referrer_host") or ""
         if ref:
             clean_ref = scs.host(ref)
@@ -128,11 +179,14 @@ class ScrubStep:
         for f in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer_source"):
             if row[f]:
                 row[f] = qv(row[f])
-        row["search_term"] = sc.text(row["search_term"], 256, form=True)
-        row["title"] = scs.title(row["title"])
-        row["click_text"] = sc.text(row["click_text"], 256)
+        if row["search_term"]:
+            row["search_term"] = scs.search(row["search_term"])
+        if row["title"]:
+            row["title"] = scs.title(row["title"])
+        if row["click_text"]:
+            row["click_text"] = scs.click(row["click_text"])
         if row["link_url"]:
-            row["link_url"] = self.link(scs, row["link_url"])
+            row["link_url"] = scs.link(row["link_url"])
         if row["props"]:
             row["props"] = {sc.text(k, 64): self.prop(scs, v) for k, v in row["props"].items()}
         for f in ("app_version", "device_model"):

@@ -1,0 +1,257 @@
+"""The beacon endpoints as one ASGI callable: ``POST /api/event``, ``POST /api/batch``, ``GET /p.gif``.
+
+It sits in front of the public Starlette app and answers these three (path, method) pairs itself,
+with precomputed responses and header lists; everything else (other methods on these paths, CORS
+preflights, the tracker, consent calls, health) goes on to the Starlette app and its middleware. It
+does what that stack does for a beacon, in one pass:
+
+- the request headers are read once; ``Cookie`` and ``Authorization`` are never read (and are taken
+  out of the scope before anything else sees it);
+- the security headers and the CORS answer of ``collector.http.security`` on every response;
+- the body deadline (``408``) and size limit (``413``, before reading when declared), the content
+  type (``415``), the rate limits (``429``), unknown sites (``422``) and bad payloads (``400``), each
+  rendered by ``collector.http.errors`` in the product's JSON shape; ``408`` and ``413`` close the
+  connection, and so does every answer while the collector drains;
+- the trusted-proxy ``X-Forwarded-For`` (repeated lines joined) and GPC/DNT lines (any saying 1);
+- policy drops answered like accepted events (``202``), error answers counted in ``Counts.rejected``,
+  and every answer counted by route and status with its latency (``collector.counts.HttpStats``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from urllib.parse import parse_qsl
+
+from collector.errors import BadRequest, CollectorError, PayloadTooLarge, RequestTimeout, UnknownSite, \
+    UnsupportedMediaType
+from collector.http.api import CONTENT_TYPES, GIF
+from collector.http.deadlines import BodyDeadline
+from collector.http.decode import decode_events, normalize
+from collector.http.errors import error_response
+from collector.http.security import CLOSE, SECRET_HEADERS, SECURITY_HEADERS, VARY
+from collector.pipeline.origin import origin_of_url
+
+log = logging.getLogger("collector")
+
+EVENT, BATCH, PIXEL = "/api/event", "/api/batch", "/p.gif"
+ROUTES = {EVENT: b"POST", BATCH: b"POST", PIXEL: b"GET"}
+METHODS = {EVENT: "POST", BATCH: "POST", PIXEL: "GET"}
+_BASE = [*SECURITY_HEADERS, VARY]
+ACCEPTED_HEADERS = [(b"content-length", b"2"), (b"content-type", b"text/plain; charset=utf-8")]
+GIF_HEADERS = [(b"cache-control", b"no-store"), (b"content-length", str(len(GIF)).encode()),
+               (b"content-type", b"image/gif")]
+_WANTED = frozenset({b"user-agent", b"x-forwarded-for", b"sec-gpc", b"dnt", b"content-type", b"content-length",
+                     b"origin", b"referer"})
+
+
+class _Request:
+    """What a beacon handler reads from the request headers (first value of a repeated name)."""
+
+    __slots__ = ("ua", "xff", "gpc", "ctype", "clen", "origin", "referer")
+
+    def __init__(self):
+        self.ua = b""
+        self.xff: bytes | None = None
+        self.gpc = False
+        self.ctype = b""
+        self.clen: bytes | None = None
+        self.origin: bytes | None = None
+        self.referer: bytes | None = None
+
+
+def read_headers(scope) -> _Request:
+    r = _Request()
+    secret = False
+    xff_lines = None
+    for name, value in scope["headers"]:
+        if name not in _WANTED:
+            if name in SECRET_HEADERS:
+                secret = True
+            continue
+        if name == b"user-agent":
+            if not r.ua:
+                r.ua = value
+        elif name == b"x-forwarded-for":
+            if r.xff is None:
+                r.xff = value
+            else:  # repeated lines: one comma-joined list (RFC 9110)
+                xff_lines = (xff_lines or [r.xff])
+                xff_lines.append(value)
+        elif name == b"sec-gpc" or name == b"dnt":
+            if value.strip() == b"1":
+                r.gpc = True
+        elif name == b"content-type":
+            if not r.ctype:
+                r.ctype = value
+        elif name == b"content-length":
+            if r.clen is None:
+                r.clen = value
+        elif name == b"origin":
+            if r.origin is None:
+                r.origin = value
+        elif r.referer is None:
+            r.referer = value
+    if xff_lines is not None:
+        r.xff = b",".join(xff_lines)
+    if secret:  # never read, and gone before anything else could see them
+        scope["headers"] = [h for h in scope["headers"] if h[0] not in SECRET_HEADERS]
+    return r
+
+
+class BeaconApp:
+    def __init__(self, app, collector, origins, client_ip, ratelimit, request_timeout_s: float):
+        self.app = app  # the Starlette app: everything that is not a beacon
+        self.collector = collector
+        self.settings = collector.settings
+        self.origins = origins
+        self.client_ip = client_ip
+        self.ratelimit = ratelimit
+        self.deadline = BodyDeadline(request_timeout_s)
+        self.rejected = collector.counts.rejected
+        self.http = collector.counts.http
+        self._cors: dict[bytes, list] = {}  # allowed Origin value -> response headers (bounded)
+
+    def __getattr__(self, name):  # ``state``, ``routes``, ``router``, … are the Starlette app's
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or ROUTES.get(scope["path"]) != scope["method"].encode():
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        path = scope["path"]
+        req = read_headers(scope)
+        extra = self._headers_for(req.origin)
+        try:
+            if path == PIXEL:
+                await self._pixel(scope, req)
+                status, headers, body = 200, GIF_HEADERS, GIF
+            else:
+                await self._with_deadline(scope, receive, req, path == BATCH)
+                status, headers, body = 202, ACCEPTED_HEADERS, b"ok"
+        except CollectorError as exc:
+            resp = error_response(exc)
+            status, headers, body = resp.status_code, resp.raw_headers, resp.body
+        except Exception as exc:  # noqa: BLE001 - answered 500 naming only the class, logged like Starlette's
+            log.exception("unexpected error on %s", path)
+            status, headers, body = 500, [(b"content-type", b"application/json")], \
+                b'{"error":"internal","message":"%s"}' % type(exc).__name__.encode()
+            headers = [(b"content-length", str(len(body)).encode()), *headers]
+        headers = headers + extra
+        if status >= 400:
+            self.rejected[status] += 1
+            if status in (408, 413):
+                headers.append(CLOSE)  # the rest of the body is not read: do not keep the connection
+        if self.collector.draining:
+            headers.append(CLOSE)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.http.observe(path, status, time.perf_counter() - t0)
+
+    def _headers_for(self, origin: bytes | None) -> list:
+        if origin is None:
+            return _BASE
+        hit = self._cors.get(origin)
+        if hit is not None:
+            return hit
+        if not self.origins.cors_allowed(origin.decode("latin-1")):
+            return _BASE
+        if len(self._cors) >= 1024:
+            self._cors.clear()
+        out = self._cors[origin] = [*SECURITY_HEADERS, (b"access-control-allow-origin", origin), VARY]
+        return out
+
+    def _client(self, scope, req: _Request) -> tuple[str, str]:
+        client = scope.get("client")
+        peer = client[0] if client else ""
+        ip = self.client_ip.resolve(peer, req.xff.decode("latin-1") if req.xff is not None else None)
+        return ip, req.ua.decode("latin-1")
+
+    def _site(self, domain: str):
+        site = self.settings.site(domain)
+        if site is None:
+            raise UnknownSite(f"unknown site {domain[:80]!r}: add it to the collector's sites")
+        return site
+
+    async def _with_deadline(self, scope, receive, req: _Request, batch: bool) -> None:
+        deadline = self.deadline
+        task = asyncio.current_task()
+        assert task is not None
+        deadline.watch(task)
+        try:
+            await self._ingest(receive, scope, req, batch, task)
+        except asyncio.CancelledError:
+            # cancelled by the deadline somewhere other than while receiving
+            if task not in deadline.expired:
+                raise
+            deadline.expired.discard(task)
+            task.uncancel()
+            raise RequestTimeout("request not received in time") from None
+        finally:
+            deadline.waiting.pop(task, None)
+
+    async def _ingest(self, receive, scope, req: _Request, batch: bool, task) -> None:
+        svc = self.collector
+        ip, ua = self._client(scope, req)
+        self.ratelimit.check(ip)
+        ctype = req.ctype.decode("latin-1").split(";")[0].strip().lower()
+        if ctype not in CONTENT_TYPES:
+            raise UnsupportedMediaType("Content-Type must be text/plain or application/json")
+        body = await self._body(receive, req, svc.settings.max_body_bytes, task)
+        payloads = decode_events(body, svc.settings, batch)
+        if len(payloads) == 1:
+            groups = [(self._site(payloads[0]["domain"]), payloads)]
+        else:
+            by_site: dict[str, list[dict]] = {}
+            for p in payloads:
+                by_site.setdefault(p["domain"], []).append(p)
+            groups = [(self._site(d), ps) for d, ps in by_site.items()]
+        origin = req.origin.decode("latin-1") if req.origin is not None else None
+        await svc.ingest(groups, ip, ua, req.gpc, origin)
+
+    async def _body(self, receive, req: _Request, limit: int, task) -> bytes:
+        if req.clen is not None:
+            try:
+                if int(req.clen) > limit:
+                    raise PayloadTooLarge(f"body larger than {limit} bytes")
+            except ValueError:
+                raise BadRequest("invalid Content-Length") from None
+        deadline = self.deadline
+        chunks, size = [], 0
+        while True:
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                if task in deadline.expired:
+                    deadline.expired.discard(task)
+                    task.uncancel()
+                    raise RequestTimeout(f"request body not received within {deadline.timeout:g} s") from None
+                raise
+            if message["type"] != "http.request":  # the client went away
+                deadline.waiting.pop(task, None)
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body larger than {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                deadline.waiting.pop(task, None)
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _pixel(self, scope, req: _Request) -> None:
+        svc = self.collector
+        ip, ua = self._client(scope, req)
+        self.ratelimit.check(ip)
+        qs = scope.get("query_string", b"")
+        raw = dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else {}
+        raw.setdefault("n", "pageview")
+        referer = req.referer.decode("latin-1") if req.referer is not None else None
+        if "u" not in raw and "url" not in raw and referer:
+            raw["u"] = referer
+        payload = normalize(raw, svc.settings)
+        site = self._site(payload["domain"])
+        origin = (req.origin.decode("latin-1") if req.origin else None) or (origin_of_url(referer) if referer else None)
+        await svc.ingest([(site, [payload])], ip, ua, req.gpc, origin)
