@@ -95,9 +95,27 @@ def cmd_keys(args, settings, backend) -> int:
         print(f"rotated: new visitor key {backend.keys_rotate()['id']}")
         return 0
     for k in backend.keys_status():
-        extra = f" destroy_at={k['destroy_at']}" if "destroy_at" in k else ""
-        print(f"{k['purpose']:<8} {k['id']:<40} valid {k['not_before']}..{k['not_after']}{extra}")
+        extra = f" destroyed at {_when(k['destroy_at'])}" if "destroy_at" in k else ""
+        print(f"{k['purpose']:<8} {k['id']:<40} valid {_when(k['not_before'])} .. {_when(k['not_after'])}{extra}")
     return 0
+
+
+FOREVER_S = 2**39  # key validity ends beyond this (the member key's 2**40): it never expires
+
+
+def _when(ts: int) -> str:
+    """A key time as ISO 8601 in UTC, or "never" for a key that does not expire."""
+    import time
+
+    if ts >= FOREVER_S:
+        return "never"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def cmd_doctor(args, settings, backend) -> int:
+    from collector.cli import doctor
+
+    return doctor.run(settings, as_json=args.json)
 
 
 def cmd_token(args, settings, backend) -> int:
@@ -169,11 +187,14 @@ def cmd_replay(args, settings, backend) -> int:
 
 
 # commands that need no backend (serving owns the data itself; minting needs only the site secret)
-NO_BACKEND = {"serve", "token", "schema"}
+NO_BACKEND = {"serve", "token", "schema", "doctor"}  # doctor connects itself, and reports what fails
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="collector", description="Privacy-first web analytics collector")
+    from collector.metrics import version
+
+    p.add_argument("--version", action="version", version=f"collector {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the collector").set_defaults(fn=cmd_serve)
     m = sub.add_parser("migrate", help="apply schema migrations")
@@ -216,6 +237,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_spool)
     sub.add_parser("replay", help="load the spool into storage now").set_defaults(fn=cmd_replay)
+    d = sub.add_parser("doctor", help="check configuration, secrets, keys, GeoIP, storage, spool and permissions")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_doctor)
     return p
 
 
