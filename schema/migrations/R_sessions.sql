@@ -7,16 +7,26 @@
 -- counted. Consecutive five-minute slices of a visitor (visit_slices) belong to one visit unless the
 -- later one opens with a pageview or custom event more than the timeout after the earlier one's last
 -- event. A run without any pageview or custom event (engagement only) is not a visit.
+--
+-- One pass over visit_slices, grouped by visitor, with no FINAL, window or join (those sorted every
+-- slice with its aggregate states and ran out of memory on a few million events). Per visitor:
+--   keys   each stored row's first event as Unix ms * 2 + (1 if it is an engagement event); sorting
+--          by it sorts the rows by slice (a slice's events lie in its five minutes), and within a slice
+--          puts first the row holding the slice's first event (a pageview before an engagement event
+--          of the same millisecond, as opens_engaged's argMin key does);
+--   lasts  the rows' last events in Unix ms, sorted: the same slices in the same positions, each
+--          slice's latest last event at its end;
+--   opens  a row opens a visit when it is the visitor's first, or it opens with a pageview or custom
+--          event more than the timeout after the previous position's last event. Rows of one slice
+--          never open after their first (they are under five minutes apart, the timeout is at least
+--          five), so a slice stored in several parts (batches not merged yet) counts once;
+-- and every other column is split at the openers in the same order (arraySort by keys, arraySplit).
+-- A visit's aggregate states are merged with arrayReduce(...Merge), exactly what merging the slices
+-- does, so the result does not depend on how the parts are merged. Columns a query does not read are
+-- never built (each array is its own expression).
 CREATE OR REPLACE VIEW visits AS
-SELECT site, visitor_id, visit_no,
-       start_ts, end_ts,
-       (toUnixTimestamp64Milli(end_ts) - toUnixTimestamp64Milli(start_ts)) / 1000 AS duration_s,
-       v_pageviews AS pageviews,
-       v_interactions AS interactions,
-       v_engagement_ms AS engagement_ms,
-       toUInt8(v_interactions = 1) AS bounce,
-       if(v_pageviews > 0, v_entry, '') AS entry_page,
-       if(v_pageviews > 0, v_exit, '') AS exit_page,
+SELECT site, visitor_id, visit_no, start_ts, end_ts, duration_s, pageviews, interactions, engagement_ms, bounce,
+       entry_page, exit_page,
        multiIf(src[1] != '', src[1], src[3] != '', src[3], 'Direct') AS source,
        src[1] AS referrer_source,
        src[2] AS referrer_host,
@@ -35,41 +45,42 @@ SELECT site, visitor_id, visit_no,
        cli[8] AS city,
        cli[9] AS network_id,
        arrayMap(x -> (fromUnixTimestamp64Milli(toInt64(substring(x, 1, 13)), 'UTC'), toUInt8(substring(x, 14, 1) = 'p'),
-                      substring(x, 15)), v_steps) AS steps,
-       arrayMap(x -> substring(x, 15), arrayFilter(x -> substring(x, 14, 1) = 'p', v_steps)) AS pages
+                      substring(x, 15)), sorted_steps) AS steps,
+       arrayMap(x -> substring(x, 15), arrayFilter(x -> substring(x, 14, 1) = 'p', sorted_steps)) AS pages
 FROM
 (
-    SELECT site, visitor_id, visit_no,
-           min(first_ts) AS start_ts,
-           max(last_ts) AS end_ts,
-           sum(pageviews) AS v_pageviews,
-           sum(interactions) AS v_interactions,
-           sum(engagement_ms) AS v_engagement_ms,
-           argMinMerge(entry_page) AS v_entry,
-           argMaxMerge(exit_page) AS v_exit,
-           splitByChar(char(31), argMinMerge(source)) AS src,
-           splitByChar(char(31), argMinMerge(client)) AS cli,
-           arraySort(groupArrayArrayMerge(steps)) AS v_steps
+    SELECT site, visitor_id, toUInt64(visit_no) AS visit_no,
+           fromUnixTimestamp64Milli(toInt64(intDiv(s_heads[visit_no][1], 2)), 'UTC') AS start_ts,
+           fromUnixTimestamp64Milli(arrayMax(s_lasts[visit_no]), 'UTC') AS end_ts,
+           (toUnixTimestamp64Milli(end_ts) - toUnixTimestamp64Milli(start_ts)) / 1000 AS duration_s,
+           arraySum(x -> x.1, s_counts[visit_no]) AS pageviews,
+           arraySum(x -> x.2, s_counts[visit_no]) AS interactions,
+           arraySum(x -> x.3, s_counts[visit_no]) AS engagement_ms,
+           toUInt8(interactions = 1) AS bounce,
+           if(pageviews > 0, arrayReduce('argMinMerge', s_entry[visit_no]), '') AS entry_page,
+           if(pageviews > 0, arrayReduce('argMaxMerge', s_exit[visit_no]), '') AS exit_page,
+           splitByChar(char(31), arrayReduce('argMinMerge', s_source[visit_no])) AS src,
+           splitByChar(char(31), arrayReduce('argMinMerge', s_client[visit_no])) AS cli,
+           arraySort(arrayReduce('groupArrayArrayMerge', s_steps[visit_no])) AS sorted_steps
     FROM
     (
-        SELECT site, visitor_id, first_ts, last_ts, pageviews, interactions, engagement_ms,
-               entry_page, exit_page, source, client, steps,
-               sum(opens) OVER (PARTITION BY site, visitor_id ORDER BY slice_start
-                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS visit_no
-        FROM
-        (
-            SELECT site, visitor_id, slice_start, first_ts, last_ts, pageviews, interactions, engagement_ms,
-                   entry_page, exit_page, source, client, steps,
-                   toUInt32(row_number() OVER w = 1
-                            OR (finalizeAggregation(opens_engaged) = 0
-                                AND toUnixTimestamp64Milli(first_ts)
-                                    - toUnixTimestamp64Milli(lagInFrame(last_ts) OVER w)
-                                    > {session_timeout_min} * 60000)) AS opens
-            FROM visit_slices FINAL
-            WINDOW w AS (PARTITION BY site, visitor_id ORDER BY slice_start
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-        )
+        SELECT site, visitor_id,
+               groupArray(toUInt64(toUnixTimestamp64Milli(first_ts)) * 2 + finalizeAggregation(opens_engaged)) AS keys,
+               arraySort(keys) AS heads,
+               arraySort(groupArray(toUnixTimestamp64Milli(last_ts))) AS lasts,
+               arrayMap((h, pl, i) -> toUInt8(i = 1 OR (h % 2 = 0 AND toInt64(intDiv(h, 2)) - pl > {session_timeout_min} * 60000)),
+                        heads, arrayPushFront(arrayPopBack(lasts), toInt64(0)), arrayEnumerate(heads)) AS opens,
+               arraySplit((x, o) -> o, heads, opens) AS s_heads,
+               arraySplit((x, o) -> o, lasts, opens) AS s_lasts,
+               arraySplit((x, o) -> o, arraySort((x, k) -> k, groupArray((pageviews, interactions, engagement_ms)), keys), opens) AS s_counts,
+               arraySplit((x, o) -> o, arraySort((x, k) -> k, groupArray(entry_page), keys), opens) AS s_entry,
+               arraySplit((x, o) -> o, arraySort((x, k) -> k, groupArray(exit_page), keys), opens) AS s_exit,
+               arraySplit((x, o) -> o, arraySort((x, k) -> k, groupArray(source), keys), opens) AS s_source,
+               arraySplit((x, o) -> o, arraySort((x, k) -> k, groupArray(client), keys), opens) AS s_client,
+               arraySplit((x, o) -> o, arraySort((x, k) -> k, groupArray(steps), keys), opens) AS s_steps
+        FROM visit_slices
+        GROUP BY site, visitor_id
     )
-    GROUP BY site, visitor_id, visit_no
-    HAVING v_interactions > 0
+    ARRAY JOIN arrayEnumerate(s_heads) AS visit_no
+    WHERE interactions > 0
 );

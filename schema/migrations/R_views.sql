@@ -630,7 +630,9 @@ FROM
 GROUP BY site, day, from_path, to_path;
 
 -- Goals (table goals): visits that reached each goal, and conversion_rate = those visits / all visits
--- of the day. Goals reached by too few visitors or networks fold into '(other)'.
+-- of the day. Goals reached by too few visitors or networks fold into '(other)'. Every visit of a site
+-- meets every goal of the site once in the join, so count() per (day, goal) is the day's visits: the
+-- visits are computed once.
 CREATE OR REPLACE VIEW goals_daily AS
 SELECT site, day,
        if(visible, g_goal, '(other)') AS goal,
@@ -643,7 +645,7 @@ FROM
     SELECT v.site AS site, v.day AS day, gl.goal AS g_goal,
            countIf(reached) AS g_conversions,
            uniqExactState(if(reached, v.visitor_id, NULL)) AS g_visitors,
-           any(t.visits) AS g_visits,
+           count() AS g_visits,
            uniqExactIf(v.visitor_id, reached) >= {min_group_visitors}
              AND uniqExactIf(v.network_id, reached) >= {min_group_visitors} AS visible
     FROM
@@ -653,8 +655,6 @@ FROM
     ) AS v
     INNER JOIN (SELECT site, goal, argMax(kind, created_at) AS kind, argMax(match, created_at) AS match
                 FROM goals GROUP BY site, goal) AS gl ON v.site = gl.site
-    INNER JOIN (SELECT site, toDate(start_ts, '{site_timezone}') AS day, count() AS visits FROM visits GROUP BY site, day) AS t
-        ON v.site = t.site AND v.day = t.day
     ARRAY JOIN [arrayExists(s -> s.2 = toUInt8(gl.kind = 'page') AND s.3 = gl.match, v.steps)] AS reached
     GROUP BY site, day, g_goal
 )
