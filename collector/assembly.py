@@ -8,6 +8,7 @@ Tests build a collector from parts of their own (an in-memory store, a failing f
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 
 from collector import credentials, faults
@@ -61,13 +62,52 @@ def spool_for(settings: Settings, data: DataDir, io: FileIO | None = None) -> Sp
     return Spool(data.spool, settings.segment_bytes, settings.spool_quota_bytes, io)
 
 
+def spool_name(data: DataDir) -> str:
+    """The spool's own name (``DataDir.spool_id``), made once: 12 hex digits."""
+    path = data.spool_id
+    try:
+        name = path.read_text().strip()
+    except FileNotFoundError:
+        name = ""
+    if len(name) != 12 or not all(c in "0123456789abcdef" for c in name):
+        from collector.files import replace_synced
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        name = secrets.token_hex(6)
+        replace_synced(path, (name + "\n").encode())
+    return name
+
+
+class SpoolTokens:
+    """The store as one spool's loader sees it: every deduplication token starts with the spool's name.
+    The loader's tokens (``segment:start:end:table``) are unique within a spool only; several spools
+    loading into one storage (workers of one host, collectors behind a load balancer) would otherwise
+    hand ClickHouse equal tokens for different rows, and it would keep only the first."""
+
+    def __init__(self, store, name: str):
+        self._store = store
+        self.name = name
+
+    def insert_json(self, table: str, data: bytes, token: str) -> None:
+        self._store.insert_json(table, data, f"{self.name}/{token}")
+
+    def insert(self, table: str, rows, columns, token: str) -> None:
+        self._store.insert(table, rows, columns, f"{self.name}/{token}")
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
 def loader_for(settings: Settings, data: DataDir, spool: Spool, store, counts: Counts, **hooks) -> Loader:
-    return Loader(spool, store, CheckpointFile(data.checkpoint), DeadLetters(data.dead_letters, settings.dead_letter_days),
+    return Loader(spool, SpoolTokens(store, spool_name(data)), CheckpointFile(data.checkpoint),
+                  DeadLetters(data.dead_letters, settings.dead_letter_days),
                   counts, settings.batch_size, settings.flush_interval_ms / 1000, **hooks)
 
 
-def assemble(settings: Settings, store=None, io: FileIO | None = None) -> Parts:
-    data = DataDir.of(settings).ensure()
+def assemble(settings: Settings, store=None, io: FileIO | None = None, worker: int = 0) -> Parts:
+    """``worker`` K > 0: one of ``collector serve --workers N``, with its own spool, checkpoint and dead
+    letters (``DataDir.for_worker``); keys, consent state and tokens are the data directory's."""
+    data = DataDir.of(settings).ensure().for_worker(worker)
     counts = Counts()
     metrics = Metrics(counts)
     keys = keystore(settings, data)

@@ -15,10 +15,22 @@ PRIVATE_DIR = 0o700
 @dataclass(frozen=True)
 class DataDir:
     root: Path
+    worker: int = 0  # ``collector serve --workers N``: worker K > 0 has its own spool, checkpoint, dead letters
 
     @classmethod
     def of(cls, settings) -> "DataDir":
         return cls(Path(settings.data_dir))
+
+    def for_worker(self, k: int) -> "DataDir":
+        return DataDir(self.root, k)
+
+    def worker_spools(self) -> list[int]:
+        """Workers (K > 0) whose spool directories exist, in order."""
+        out = []
+        for p in (self.root / "spool").glob("worker-*"):
+            if p.is_dir() and p.name[7:].isdigit():
+                out.append(int(p.name[7:]))
+        return sorted(out)
 
     @property
     def keys(self) -> Path:
@@ -30,15 +42,22 @@ class DataDir:
 
     @property
     def spool(self) -> Path:
-        return self.root / "spool"
+        return self.root / "spool" / f"worker-{self.worker}" if self.worker else self.root / "spool"
+
+    @property
+    def spool_id(self) -> Path:
+        """A random name of the spool, made once: the prefix of its batches' deduplication tokens, so that
+        spools loading into one storage (workers, collectors) never share a token."""
+        return self.spool.parent / f"worker-{self.worker}.id" if self.worker else self.root / "spool.id"
 
     @property
     def checkpoint(self) -> Path:
-        return self.root / "checkpoint.json"
+        return self.root / "spool" / f"worker-{self.worker}.checkpoint.json" if self.worker else \
+            self.root / "checkpoint.json"
 
     @property
     def dead_letters(self) -> Path:
-        return self.root / "deadletter"
+        return self.root / "deadletter" / f"worker-{self.worker}" if self.worker else self.root / "deadletter"
 
     @property
     def pending_erasures(self) -> Path:

@@ -26,7 +26,9 @@ def _settings() -> settings_mod.Settings:
 def cmd_serve(args, settings, backend) -> int:
     from collector.http.server import serve
 
-    return serve(settings_mod.require_sites(settings))
+    if args.workers < 1:
+        sys.exit("collector: --workers must be at least 1")
+    return serve(settings_mod.require_sites(settings), workers=args.workers)
 
 
 def cmd_migrate(args, settings, backend) -> int:
@@ -196,7 +198,10 @@ def parser() -> argparse.ArgumentParser:
 
     p.add_argument("--version", action="version", version=f"collector {version()}")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the collector").set_defaults(fn=cmd_serve)
+    sv = sub.add_parser("serve", help="run the collector")
+    sv.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="N ingest processes on one port, each with its own spool (default 1)")
+    sv.set_defaults(fn=cmd_serve)
     m = sub.add_parser("migrate", help="apply schema migrations")
     m.add_argument("--cluster", metavar="NAME", help="apply the ON CLUSTER schema (replicated, distributed) to the "
                    "cluster NAME through the server of COLLECTOR_CLICKHOUSE_DSN")
