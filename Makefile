@@ -34,7 +34,7 @@ test: $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 beacon:
-	curl -sS -i -X POST http://127.0.0.1:8000/api/event \
+	curl -sS -i -X POST "http://127.0.0.1:$${COLLECTOR_PORT:-8000}/api/event" \
 	  -H 'Content-Type: text/plain' \
 	  -H 'User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36' \
 	  -H 'X-Forwarded-For: 81.2.69.142' \
