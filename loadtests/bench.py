@@ -20,7 +20,7 @@ from pathlib import Path
 from loadtests import report
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("useragent", "enrichment", "loader", "beacons", "freshness", "dashboard")
+PARTS = ("useragent", "enrichment", "loader", "beacons", "freshness", "dashboard", "workers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         step("beacons", lambda: beacons.run(seconds, rounds=1 if quick else 2, warmup_s=1.0))
     step("freshness", lambda: freshness.run(duration_s=2 if quick else 10))
     step("dashboard", lambda: dashboard.run(n_events=50_000 if quick else 2_000_000, rounds=1 if quick else 3))
+    step("workers", lambda: __import__("loadtests.workers", fromlist=["run"]).run(seconds, 1 if quick else 2))
     elapsed = time.monotonic() - t_start
 
     print()
