@@ -2,12 +2,16 @@
 
 * nginx ``return 204;`` with one worker (the physical limit of the machine and load generator);
 * a bare Starlette route returning 204 under the collector's uvicorn settings;
-* the collector: full pipeline, durable spool (fsync ``interval``), loader thread writing to chDB.
+* the collector: full pipeline, durable spool (fsync ``interval``), loader thread writing to chDB;
+* the same collector with an unreachable storage DSN (``collector-nostore``): the loader retries with
+  backoff and never inserts, so the difference between the two is what the loader thread and the
+  embedded engine cost the request path in the same process.
 
 Every server receives the same pre-formatted requests (rotating bodies, User-Agents and client
 addresses). Max rates are closed-loop runs, best of ``rounds`` interleaved rounds. Latency is measured
 at a fixed offered rate of 70% of the collector's max single-event rate (see ``loadtests.wrk``), for the
-collector and for nginx at that same rate.
+collector and for nginx at that same rate. A load curve (offered rate against achieved rate and p99)
+runs the collector, bare Starlette and nginx at the same offered rates and is drawn to a PNG.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def _best(url: str, script: str, duration_s: float) -> wrk.Result:
 
 
 def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_events: int = 20,
-        log=print) -> dict:
+        log=print, curve_points: int = 0) -> dict:
     mix = traffic.Mix()
     single = lua("/api/event", mix, 2000)
     batch = lua("/api/batch", mix, 400, batch_events)
@@ -44,12 +48,15 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
         nginx = servers.Nginx(tmp / "nginx")
         bare = servers.BareApp(tmp / "bare")
         coll = servers.collector(tmp / "collector", city, asn)
+        # storage that never answers: the loader only backs off, the embedded engine is never opened
+        nostore = servers.collector(tmp / "nostore", city, asn, clickhouse_dsn="http://127.0.0.1:9/")
         try:
             nginx.start()
             bare.start()
             coll.start()
+            nostore.start()
             targets = {"nginx": nginx.url + "/api/event", "bare": bare.url + "/api/event",
-                       "collector": coll.url + "/api/event"}
+                       "collector": coll.url + "/api/event", "collector-nostore": nostore.url + "/api/event"}
             for url in targets.values():  # warm up: connections, caches, JIT-free but page cache and allocators
                 wrk.run(url, single, warmup_s, CONNECTIONS, THREADS)
             best: dict[str, wrk.Result] = {}
@@ -74,6 +81,7 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
             out["batch"] = vars(best_batch) | {"rate": best_batch.rate, "events_per_s": best_batch.rate * batch_events,
                                                "ok": best_batch.ok}
 
+            nostore.stop()
             # let the loader catch up so the latency run does not compete with a backlog of inserts
             _drain(coll, 60)
             target = 0.7 * best["collector"].rate
@@ -85,11 +93,61 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
                     f"p99 {res.p99_ms:.2f} ms  p99.9 {res.p999_ms:.2f} ms  non-2xx {res.non_2xx}")
                 lat[name] = vars(res) | {"rate": res.rate, "ok": res.ok}
             out["latency"] = {"target_rate": target, **lat}
+            if curve_points:
+                _drain(coll, 60)
+                out["curve"] = _curve(targets, mix, best["collector"].rate, best["bare"].rate, curve_points,
+                                      max(2.0, duration_s / 2), log)
         finally:
             for s in (nginx, bare):
                 s.stop()
             coll.stop()
+            nostore.stop()
     return out
+
+
+def _curve(targets: dict, mix: traffic.Mix, coll_max: float, bare_max: float, points: int, seconds: float,
+           log) -> dict:
+    """Achieved rate and p99 of the collector, bare Starlette and nginx at the same offered rates,
+    from a fifth of the collector's max to above bare Starlette's."""
+    top = max(bare_max * 1.1, coll_max * 1.3)
+    rates = [coll_max * 0.2 + (top - coll_max * 0.2) * i / (points - 1) for i in range(points)]
+    out: dict = {"offered": rates}
+    for name in ("collector", "bare", "nginx"):
+        rows = []
+        for rate in rates:
+            res = wrk.run(targets[name], lua("/api/event", mix, 2000, rate=rate), seconds, LATENCY_CONNECTIONS,
+                          THREADS)
+            rows.append({"rate": res.rate, "p99_ms": res.p99_ms, "p50_ms": res.p50_ms, "non_2xx": res.non_2xx})
+            log(f"  curve {name:9s} offered {rate:8.0f}/s: achieved {res.rate:8.0f}/s p99 {res.p99_ms:.2f} ms")
+        out[name] = rows
+    return out
+
+
+def plot_curve(curve: dict, path: Path) -> Path:
+    """Throughput and p99 against offered load, one line per server (matplotlib, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    offered = [r / 1000 for r in curve["offered"]]
+    for name, style in (("collector", "o-"), ("bare", "s--"), ("nginx", "^:")):
+        rows = curve[name]
+        ax1.plot(offered, [r["rate"] / 1000 for r in rows], style, label=name)
+        ax2.plot(offered, [r["p99_ms"] for r in rows], style, label=name)
+    ax1.plot(offered, offered, color="0.8", lw=1, label="offered")
+    ax1.set(xlabel="offered, thousand requests/s", ylabel="achieved, thousand requests/s", title="throughput")
+    ax2.set(xlabel="offered, thousand requests/s", ylabel="p99 latency, ms (log)", title="p99 latency", yscale="log")
+    ax2.axhline(10, color="0.6", lw=1, ls="--")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("single-event beacons, wrk -t1 -c64, fixed offered rate (same run)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _drain(coll, timeout_s: float) -> None:

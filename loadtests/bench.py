@@ -20,7 +20,7 @@ from pathlib import Path
 from loadtests import report
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("useragent", "enrichment", "loader", "beacons", "freshness", "dashboard", "workers")
+PARTS = ("useragent", "enrichment", "loader", "beacons", "freshness", "memory", "dashboard", "workers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             results["errors"][name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
 
-    from loadtests import beacons, dashboard, enrichment, freshness, loader, useragent, wrk
+    from loadtests import beacons, dashboard, enrichment, freshness, loader, memory, useragent, wrk
 
     step("useragent", lambda: useragent.run(n_miss=200 if quick else 2000, n_baseline=30 if quick else 300))
     step("enrichment", lambda: enrichment.run(0.3 if quick else 4.0, 500 if quick else 4000))
@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     if "beacons" in parts and not wrk.available():
         results["errors"]["beacons"] = "wrk is not installed (scripts/bench-deps.sh installs it)"
     else:
-        step("beacons", lambda: beacons.run(seconds, rounds=1 if quick else 2, warmup_s=1.0))
+        step("beacons", lambda: beacons.run(seconds, rounds=1 if quick else 2, warmup_s=1.0,
+                                            curve_points=3 if quick else 6))
     step("freshness", lambda: freshness.run(duration_s=2 if quick else 10))
+    step("memory", lambda: memory.run(10 if quick else 90))
     step("dashboard", lambda: dashboard.run(n_events=50_000 if quick else 2_000_000, rounds=1 if quick else 3))
     step("workers", lambda: __import__("loadtests.workers", fromlist=["run"]).run(seconds, 1 if quick else 2))
     elapsed = time.monotonic() - t_start
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(results, indent=2))
     if write:
         command = "make bench" if "MAKELEVEL" in __import__("os").environ else "python -m loadtests.bench"
+        if results.get("beacons", {}).get("curve"):
+            beacons.plot_curve(results["beacons"]["curve"], ROOT / "docs" / "benchmarks-load.png")
+        if results.get("memory"):
+            memory.plot(results["memory"], ROOT / "docs" / "benchmarks-rss.png")
         report.write(ROOT / "docs" / "benchmarks.md", results, command, elapsed)
         print(f"\nwritten to docs/benchmarks.md ({elapsed:.0f} s)")
     return 1 if results["errors"] else 0

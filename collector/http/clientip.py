@@ -10,6 +10,7 @@ address is looked at during its request and not kept.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 MAX_HOPS = 16  # proxies in a chain worth reading; a longer header costs no more to resolve
 
@@ -18,6 +19,8 @@ class ClientIp:
     def __init__(self, trusted: tuple[str, ...]):
         self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in trusted)
         self._proxies: set[str] = set()
+        # (family, network as an integer, mask) per trusted network, for the packed-address check
+        self._ranges = tuple((n.version, int(n.network_address), int(n.netmask)) for n in self.networks)
 
     def is_trusted(self, addr: str) -> bool:
         if addr in self._proxies:
@@ -28,6 +31,12 @@ class ClientIp:
         return trusted
 
     def _check(self, addr: str) -> bool:
+        packed = _packed(addr)
+        if packed is not None:
+            version, n = packed
+            if version == 6 and n >> 32 == 0xFFFF:  # IPv4-mapped
+                version, n = 4, n & 0xFFFFFFFF
+            return any(v == version and n & mask == net for v, net, mask in self._ranges)
         try:
             ip = ipaddress.ip_address(addr)
         except ValueError:
@@ -45,10 +54,22 @@ class ClientIp:
                 hop = hop[1 : hop.index("]")]
             elif hop.count(":") == 1:
                 hop = hop.split(":")[0]
-            try:
-                ipaddress.ip_address(hop)
-            except ValueError:
-                return peer
+            if _packed(hop) is None:
+                try:
+                    ipaddress.ip_address(hop)
+                except ValueError:
+                    return peer
             if not self.is_trusted(hop):
                 return hop
         return peer
+
+
+def _packed(addr: str) -> tuple[int, int] | None:
+    """(4 or 6, the address as an integer) for a plain IPv4 or IPv6 address, else None (the slower
+    ``ipaddress`` then decides, e.g. for a scoped IPv6 address)."""
+    try:
+        if ":" in addr:
+            return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, addr), "big")
+    except (OSError, ValueError):
+        return None
