@@ -17,7 +17,9 @@ PENDING = "pending"
 
 
 def erase_member(settings, site: str, member_ref: str, *, keys, consent, spool, loader_lock, dead_letters, store,
-                 pending: erasure.PendingErasures) -> dict[str, int | str]:
+                 pending: erasure.PendingErasures, peers=None) -> dict[str, int | str]:
+    """``peers(site, member_id)``: blanks the member's records in the other workers' spools (see
+    ``collector.peers``) and reports how many."""
     if settings.site(site) is None:
         raise UnknownSite(f"unknown site {site[:80]!r}: nothing can be erased for it")
     member_id = erasure.member_pseudonym(keys, site, member_ref)
@@ -29,6 +31,8 @@ def erase_member(settings, site: str, member_ref: str, *, keys, consent, spool, 
     with loader_lock:  # the loader neither reads the spool nor inserts until the member is gone
         removed["spool"] = spool.rewrite(blank)
         removed["dead_letters"] = dead_letters.forget(site, member_id)
+        if peers is not None:
+            removed.update(peers(site, member_id))
         try:
             stored = erasure.count_stored(store, member_id)
             erasure.delete_stored(store, [erasure.digest(member_id)])

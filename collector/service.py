@@ -50,6 +50,7 @@ class Collector:
         self.writer = SharedWrite(parts.spool)  # requests of one event-loop turn share one write()
         self.admin_token = parts.admin_token
         self.analyst_token = parts.analyst_token
+        self.peers = None  # with several workers: blanks a member's records in the other workers' spools
         rec = parts.recovery
         # conservation: records found unstored at startup (and those lost to damage) belong to this process
         self.inherited = rec.records + rec.damaged_records + rec.torn_records
@@ -94,7 +95,7 @@ class Collector:
         """Erase a member everywhere (see ``collector.erase``); runs in a worker thread."""
         return erase_member(self.settings, site, member_ref, keys=self.keys, consent=self.consent, spool=self.spool,
                             loader_lock=self.loader.lock, dead_letters=self.loader.dead, store=self.store,
-                            pending=self.parts.pending_erasures)
+                            pending=self.parts.pending_erasures, peers=self.peers)
 
     async def start(self) -> None:
         self.loader.prepare = self._ensure_migrated

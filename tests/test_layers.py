@@ -24,6 +24,7 @@ LAYERS = {
     "collector.delivery": (3, "delivery"),
     "collector.metrics": (4, "process"), "collector.faults": (4, "process"), "collector.assembly": (4, "process"),
     "collector.service": (4, "process"), "collector.testing": (4, "process"), "collector.erase": (4, "process"),
+    "collector.peers": (4, "process"),
     "collector.testing_clickhouse": (4, "process"),
     "collector.http": (5, "http"),
     "collector.cli": (6, "cli"),

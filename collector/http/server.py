@@ -38,6 +38,7 @@ from uvicorn._compat import asyncio_run
 from collector import logs
 from collector.http.app import create_app
 from collector.http.deadlines import protocol_class
+from collector.peers import PeerErasure, start_follower
 from collector.settings import Settings
 
 log = logging.getLogger("collector")
@@ -160,6 +161,9 @@ def _serve(settings: Settings, public_sock: socket.socket, worker: int = 0, work
         # the owner migrates and applies pending erasures; a worker only spools and loads its spool
         svc.migrated = True
         svc.parts.pending_erasures = _NoPending()
+        start_follower(svc, worker)
+    elif workers > 1:
+        svc.peers = PeerErasure(svc.parts.data.root, workers)
     app = create_app(settings, svc)
     internal = None
     internal_socks: list[socket.socket] = []
