@@ -182,10 +182,15 @@ def cmd_replay(args, settings, backend) -> int:
     if report is not None:
         print(json.dumps(report, indent=1))
         return 0 if report["flushed"] else 1
+    from collector.assembly import loader_for, spool_for, store_for
+    from collector.counts import Counts
     from collector.delivery.replay import replay
+    from collector.paths import DataDir
 
     backend.close()  # the replay opens the data itself
-    return replay(settings)
+    data, counts = DataDir.of(settings), Counts()
+    loader = loader_for(settings, data, spool_for(settings, data), store_for(settings), counts)
+    return replay(settings, loader=loader, counts=counts)
 
 
 # commands that need no backend (serving owns the data itself; minting needs only the site secret)

@@ -25,14 +25,20 @@ def bar(done: int, total: int, width: int = 40, unit: str = "bytes") -> str:
     return f"\r[{'#' * int(frac * width):<{width}}] {frac * 100:5.1f}% {done}/{total} {unit}"
 
 
-def replay(settings, out=None, err=None) -> int:
+def replay(settings, out=None, err=None, *, loader: Loader | None = None, counts: Counts | None = None) -> int:
+    """``loader``: the serving process's own loader setup for this spool (the CLI builds it with
+    ``collector.assembly.loader_for``, so its deduplication tokens are the ones a serving collector
+    would send); by default a plain one."""
     out, err = out or sys.stdout, err or sys.stderr
-    data = DataDir.of(settings)
-    store = Store(settings.dsn, settings.database)
-    spool = Spool(data.spool, settings.segment_bytes, settings.spool_quota_bytes)
-    counts = Counts()
-    loader = Loader(spool, store, CheckpointFile(data.checkpoint), DeadLetters(data.dead_letters, settings.dead_letter_days),
-                    counts, settings.batch_size, 0)
+    if loader is None:
+        data = DataDir.of(settings)
+        counts = Counts()
+        loader = Loader(Spool(data.spool, settings.segment_bytes, settings.spool_quota_bytes),
+                        Store(settings.dsn, settings.database), CheckpointFile(data.checkpoint),
+                        DeadLetters(data.dead_letters, settings.dead_letter_days), counts, settings.batch_size, 0)
+    assert counts is not None
+    loader.flush_interval_s = 0
+    spool, store = loader.spool, loader.store
     rec = spool.recover(loader.cp.seg, loader.cp.offset)
     if rec.damaged_ranges or rec.torn_tails:
         err.write(f"quarantined {rec.damaged_ranges} damaged range(s) and {rec.torn_tails} torn tail(s): "
