@@ -93,18 +93,25 @@ def send_batch(client: httpx.Client, url: str, ledger: Ledger, tag: str, n: int 
 class Load:
     """``threads`` clients posting batches as fast as they are answered, until stopped."""
 
-    def __init__(self, url: str, ledger: Ledger, tag: str, threads: int = 3, pause_s: float = 0.0):
+    def __init__(self, url: str, ledger: Ledger, tag: str, threads: int = 3, pause_s: float = 0.0,
+                 reconnect_every: int = 0):
+        """``reconnect_every``: open a new connection after that many batches (0: keep one), so
+        several processes sharing a port each get some of the connections."""
         self.url, self.ledger, self.tag, self.pause_s = url, ledger, tag, pause_s
+        self.reconnect_every = reconnect_every
         self._stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
-                if send_batch(client, self.url, self.ledger, self.tag) is None:
-                    time.sleep(0.02)
-                if self.pause_s:
-                    time.sleep(self.pause_s)
+        while not self._stop.is_set():
+            with httpx.Client(timeout=10) as client:
+                sent = 0
+                while not self._stop.is_set() and (not self.reconnect_every or sent < self.reconnect_every):
+                    if send_batch(client, self.url, self.ledger, self.tag) is None:
+                        time.sleep(0.02)
+                    sent += 1
+                    if self.pause_s:
+                        time.sleep(self.pause_s)
 
     def __enter__(self) -> "Load":
         for t in self.threads:

@@ -73,7 +73,7 @@ def test_workers_share_the_port_and_store_everything_once(tmp_path):
     ledger = Ledger()
     try:
         assert len(proc.worker_pids()) == WORKERS
-        with Load(proc.url, ledger, "w", threads=6, pause_s=0.005):
+        with Load(proc.url, ledger, "w", threads=6, pause_s=0.005, reconnect_every=5):
             time.sleep(3)
         assert ledger.acked and not ledger.refused and not ledger.unknown
         wait_for(lambda: ledger.acked <= set(stored_markers(proc)), 60, what="every worker's spool to be stored")
