@@ -19,6 +19,7 @@ import re
 from functools import lru_cache
 
 from collector.pipeline.event import Event
+from collector.pipeline.regions import subdivision
 from collector.privacy.scrub import Scrubber
 
 _PLAIN = Scrubber()  # the built-in detectors; the scrub step adds the site's member-id patterns
@@ -87,6 +88,8 @@ class AppLocationStep:
             return ev
         place = coarsen(p.get("country") or "", p.get("region") or "", self.precision)
         if place is not None:
-            ev.row["country"], ev.row["region"] = place
+            country, region = place
+            code, name = subdivision(country, region) if region else ("", "")
+            ev.row["country"], ev.row["region"], ev.row["region_name"] = country, code, name
             ev.row["city"] = ""
         return ev

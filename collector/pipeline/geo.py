@@ -9,6 +9,7 @@ from __future__ import annotations
 from collector.pipeline.event import Event
 from collector.pipeline.mmdb import open_database
 from collector.pipeline.network import NetworkMemo
+from collector.pipeline.regions import subdivision
 
 
 def _name(node: dict) -> str:
@@ -25,19 +26,18 @@ class GeoStep:
         # looked up once per /24 or /48 network whose addresses all share one record
         self.resolve = NetworkMemo(self.reader, self.facts)
 
-    def facts(self, rec: dict) -> tuple[str, str, str]:
+    def facts(self, rec: dict) -> tuple[str, str, str, str]:
         country = (rec.get("country") or rec.get("registered_country") or {}).get("iso_code", "") or ""
-        region = city = ""
+        region = region_name = city = ""
         if self.precision in ("region", "city"):
             subs = rec.get("subdivisions") or []
             if subs:
-                region = subs[0].get("iso_code") or _name(subs[0])
-                if region and country and "-" not in region:
-                    region = f"{country}-{region}"
+                region, region_name = subdivision(country, subs[0].get("iso_code") or _name(subs[0]))
         if self.precision == "city":
             city = _name(rec.get("city") or {})
-        return country, region, city
+        return country, region, region_name, city
 
     def __call__(self, ev: Event) -> Event:
-        ev.row["country"], ev.row["region"], ev.row["city"] = self.resolve(ev.ip)
+        row = ev.row
+        row["country"], row["region"], row["region_name"], row["city"] = self.resolve(ev.ip)
         return ev

@@ -74,7 +74,7 @@ class IdentityStep:
 
 
 # member-plane rows keep these quasi-identifiers empty (see the module docstring)
-DROPPED_ON_MEMBER_PLANE = {"browser_version": "", "os_version": "", "region": "", "city": "", "asn": 0, "isp": "",
+DROPPED_ON_MEMBER_PLANE = {"browser_version": "", "os_version": "", "region": "", "region_name": "", "city": "", "asn": 0, "isp": "",
                            "ip_prefix": "", "app_version": "", "device_model": ""}
 
 

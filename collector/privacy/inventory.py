@@ -105,7 +105,9 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "os_version": ("operating system major version (digits only)", "major version", "no (number)"),
     "device": ("device class: desktop, mobile, tablet", "class", CLOSED),
     "country": ("country from IP (raw IP never stored), or the ISO code an app sent", "country", CLOSED),
-    "region": ("state or region from IP or app-sent ISO code, when precision allows", "region", CLOSED),
+    "region_name": ("display name of the region's ISO 3166-2 code (pycountry's ISO tables)", "region", CLOSED),
+    "region": ("ISO 3166-2 code of the state or region (US-MA), from IP or an app-sent code, when precision "
+               "allows", "region", CLOSED),
     "city": ("city from IP, only when COLLECTOR_GEO_PRECISION=city", "city", CLOSED),
     "asn": ("autonomous system number of the network (ISP or mobile carrier)", "network", CLOSED),
     "isp": ("organisation of the network (ISP or mobile carrier), from the ASN database", "network", CLOSED),

@@ -9,7 +9,7 @@ COMMON = (
 )
 
 TABLES: dict[str, tuple[str, ...]] = {
-    "events": COMMON + ("visitor_id", "key_id", "network_id"),
+    "events": COMMON + ("visitor_id", "key_id", "network_id", "region_name"),
     "member_events": COMMON + ("member_id", "session_id"),
     "consent_ledger": ("site", "member_id", "purpose", "action", "policy_version", "ts"),
 }

@@ -51,7 +51,9 @@ def served(tmp_path_factory):
 
 def test_migrations_run_on_the_server(served):
     server, proc = served
-    assert server_count(server, "SELECT count() FROM schema_migrations") == 5
+    from collector.storage import migrate
+
+    assert server_count(server, "SELECT count() FROM schema_migrations") == len(migrate.migrations())
     tables = set(server.query("SELECT name FROM system.tables WHERE database = 'analytics'").split())
     assert {"events", "member_events", "visit_slices", "visit_slices_mv", "visits", "pages_daily", "funnel"} <= tables
     assert not (proc.settings.data_dir / "clickhouse").exists()  # nothing embedded
