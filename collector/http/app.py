@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from collector.http import api, internal, openapi, ratelimit, tracker
 from collector.http.beacon import BeaconApp
-from collector.http.health import healthz, readyz
+from collector.http.health import healthz, readyz, storagez
 from collector.http.clientip import ClientIp
 from collector.http.errors import HANDLERS
 from collector.http.security import SecurityMiddleware
@@ -45,6 +45,7 @@ def routes() -> list[Route]:
         Route("/api/consent", api.consent, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/storagez", storagez, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
 

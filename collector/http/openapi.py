@@ -162,6 +162,13 @@ def document(settings) -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
                 "503": {"description": "Not ready: starting, shutting down, or the spool full or failing",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}}}}},
+            "/storagez": {"get": {"summary": "Storage health (not readiness: the spool absorbs outages)",
+                                  "responses": {code: {"description": why, "content": {"application/json": {"schema": {
+                                      "type": "object", "required": ["storage"],
+                                      "properties": {"storage": {"type": "boolean"}, "writes": {"type": "boolean"},
+                                                     "schema": {"type": "boolean"}}}}}}
+                                      for code, why in (("200", "The last storage write succeeded and the schema "
+                                                                "is applied"), ("503", "Storage is failing"))}}},
             "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {
                 "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         },

@@ -46,7 +46,7 @@ def test_api_conforms_and_never_fails(served, api_schema):
     labels = {o.label for o in operations}
     # every public endpoint is described, and nothing of the internal listener is
     assert {"POST /api/event", "POST /api/batch", "GET /p.gif", "POST /api/consent", "GET /healthz",
-            "GET /readyz"} <= labels
+            "GET /readyz", "GET /storagez"} <= labels
     assert not [label for label in labels if "/admin" in label or "/metrics" in label or "/api/query" in label]
     statuses: set[tuple[str, int]] = set()
     for operation in operations:
