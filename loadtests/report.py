@@ -109,6 +109,13 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         out.append((f"dashboard p95 panel load, {d['events']:,} generated events (embedded, analyst sandbox)",
                     f"p95 {_f(d['p95_ms'], '{:,.0f}')} ms", f"p50 {_f(d['p50_ms'], '{:,.0f}')} ms",
                     f"{d['loads']} loads{failed}", "" + verdict(None if d["failed_loads"] == 0 else False)))
+    w = r.get("workers")
+    if w and w.get("points"):
+        one = w["points"][0]
+        for p in w["points"][1:]:
+            out.append((f"`serve --workers {p['workers']}` single-event beacons/s ({w['cores']} cores)",
+                        f"{p['beacons_s']:,}/s", f"1 worker: {one['beacons_s']:,}/s", f"{p['speedup']:.2f}×",
+                        "measured"))
     return out
 
 
