@@ -146,9 +146,21 @@ class Store:
             try:
                 return fn(client, *args, **kwargs)
             except (ClickHouseError, OSError, RuntimeError) as exc:
-                if not self.embedded and isinstance(exc, (OperationalError, OSError)):
+                if self.embedded:
+                    # a failed statement leaves its partial output on an embedded connection, where it
+                    # would come back ahead of the next answer: never reuse it
+                    self._discard()
+                elif isinstance(exc, (OperationalError, OSError)):
                     self._client = None
                 raise translate(exc, self.dsn, inserting=inserting) from exc
+
+    def _discard(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
 
     def close(self) -> None:
         for role, lock in self._sandbox_locks.items():
