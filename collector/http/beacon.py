@@ -183,10 +183,8 @@ class BeaconApp:
             await self._ingest(receive, scope, req, batch, task)
         except asyncio.CancelledError:
             # cancelled by the deadline somewhere other than while receiving
-            if task not in deadline.expired:
+            if not deadline.claim(task):
                 raise
-            deadline.expired.discard(task)
-            task.uncancel()
             raise RequestTimeout("request not received in time") from None
         finally:
             deadline.waiting.pop(task, None)
@@ -223,9 +221,7 @@ class BeaconApp:
             try:
                 message = await receive()
             except asyncio.CancelledError:
-                if task in deadline.expired:
-                    deadline.expired.discard(task)
-                    task.uncancel()
+                if deadline.claim(task):
                     raise RequestTimeout(f"request body not received within {deadline.timeout:g} s") from None
                 raise
             if message["type"] != "http.request":  # the client went away

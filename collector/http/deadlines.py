@@ -49,6 +49,15 @@ class BodyDeadline:
         self.expired: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
 
+    def claim(self, task: asyncio.Task) -> bool:
+        """Whether ``task`` was cancelled by this deadline; if so, the cancellation is taken back so the
+        request can still be answered (408)."""
+        if task not in self.expired:
+            return False
+        self.expired.discard(task)
+        task.uncancel()
+        return True
+
     def watch(self, task: asyncio.Task) -> None:
         self.waiting[task] = time.monotonic() + self.timeout
         if self._sweeper is None:

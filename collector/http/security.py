@@ -112,9 +112,7 @@ class SecurityMiddleware:
             try:
                 message = await receive()
             except asyncio.CancelledError:
-                if task in deadline.expired:
-                    deadline.expired.discard(task)
-                    task.uncancel()
+                if deadline.claim(task):
                     raise RequestTimeout(f"request body not received within {deadline.timeout:g} s") from None
                 raise
             if not message.get("more_body"):
@@ -125,10 +123,8 @@ class SecurityMiddleware:
             await self.app(scope, receive_by_deadline, send)
         except asyncio.CancelledError:
             # cancelled by the deadline somewhere other than while receiving
-            if task not in deadline.expired:
+            if not deadline.claim(task):
                 raise
-            deadline.expired.discard(task)
-            task.uncancel()
             if not started:
                 await _send_response(error_response(RequestTimeout("request not received in time")), scope, send)
         finally:
