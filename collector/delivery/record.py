@@ -23,14 +23,18 @@ def encode(table: str, row: dict[str, Any], at_ms: int) -> bytes:
     return b"%s%s\"_t\":\"%s\",\"_at\":%d}" % (body[:-1], sep, table.encode("ascii"), at_ms)
 
 
-def table_of(record: bytes) -> str:
-    """The target table of a record ("" when it names none)."""
-    i = record.rfind(_TABLE_KEY)
+def _string_after(record: bytes, i: int, key: bytes) -> str:
+    """The JSON string value of ``key`` found at ``i`` ("" when not found)."""
     if i < 0:
         return ""
-    start = i + len(_TABLE_KEY)
+    start = i + len(key)
     j = record.find(b'"', start)
     return record[start:j].decode("ascii", "replace") if j > 0 else ""
+
+
+def table_of(record: bytes) -> str:
+    """The target table of a record ("" when it names none)."""
+    return _string_after(record, record.rfind(_TABLE_KEY), _TABLE_KEY)
 
 
 def spooled_at(record: bytes) -> int:
@@ -64,12 +68,7 @@ _MEMBER_KEY = b'"member_id":"'
 
 def member_of(record: bytes) -> str:
     """The member pseudonym a record holds ("" when none)."""
-    i = record.find(_MEMBER_KEY)
-    if i < 0:
-        return ""
-    start = i + len(_MEMBER_KEY)
-    j = record.find(b'"', start)
-    return record[start:j].decode("ascii", "replace") if j > 0 else ""
+    return _string_after(record, record.find(_MEMBER_KEY), _MEMBER_KEY)
 
 
 def blanked(record: bytes) -> bytes:
