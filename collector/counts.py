@@ -23,11 +23,12 @@ class HttpStats:
     """HTTP requests answered, by route and status, with a latency histogram each: plain numbers,
     written by the event loop only. One observation is a dict lookup, a bisect and three additions."""
 
-    __slots__ = ("series",)
+    __slots__ = ("series", "inline")
 
     def __init__(self):
         # (route, status) -> [count, sum of seconds, per-bucket counts (not cumulative), +Inf last]
         self.series: dict[tuple[str, int], list] = {}
+        self.inline = 0  # beacons answered by the protocol itself, without an ASGI task
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         s = self.series.get((route, status))

@@ -89,6 +89,9 @@ def http_families(http):
         lat.add_metric(labels, cumulative, total)
     yield req
     yield lat
+    yield counter("collector_http_inline_answers", "Beacons answered inside the connection's protocol (their "
+                  "whole request in one read), without an ASGI task; also counted in collector_http_requests",
+                  http.inline)
 
 
 class _Custom:

@@ -10,6 +10,7 @@ import asyncio
 import enum
 import logging
 import time
+from typing import Callable
 
 from collector.assembly import Parts, assemble
 from collector.delivery import record
@@ -141,6 +142,39 @@ class Collector:
         """One request's events, possibly for several sites, spooled in one append: all or nothing,
         so a client retrying after a 503 never duplicates part of its batch. Returns how many events
         were spooled (not dropped). Drops are counted only once the request is acknowledged."""
+        records, events, dropped = self._process(groups, ip, user_agent, gpc, origin)
+        if records:
+            await self._append(records, events)
+        self._acknowledged(events, dropped)
+        return len(records)
+
+    @property
+    def answers_after_write(self) -> bool:
+        """Whether an append is answered once written (``interval``), so ``ingest_soon`` may serve it."""
+        return not self.sync.waits
+
+    def ingest_soon(self, groups: list[tuple[Site, list[dict]]], ip: str, user_agent: str, gpc: bool,
+                    origin: str | None, done: Callable[[BaseException | None], None]) -> None:
+        """``ingest`` for a caller that cannot await (the inline beacon path): ``done(None)`` once the
+        events are spooled, ``done(exc)`` with the refusal otherwise, now or at the end of this
+        event-loop turn. Only for a policy that answers after ``write()`` (``answers_after_write``)."""
+        assert not self.sync.waits
+        records, events, dropped = self._process(groups, ip, user_agent, gpc, origin)
+        if not records:
+            self._acknowledged(events, dropped)
+            done(None)
+            return
+
+        def written(exc: BaseException | None) -> None:
+            if exc is None:
+                self._acknowledged(events, dropped)
+                done(None)
+            else:
+                done(self._refusal(exc, events))
+
+        self.writer.submit(records, written)
+
+    def _process(self, groups, ip: str, user_agent: str, gpc: bool, origin: str | None):
         if self.state is State.STOPPED:
             raise Unavailable("shutting down", retry_after=1)
         now_ms = int(time.time() * 1000)
@@ -150,12 +184,11 @@ class Collector:
                   for site, payloads in groups for p in payloads]
         outcome = self.pipeline.run(events)
         encode = record.encode
-        records = [encode(ev.table, ev.row, now_ms) for ev in outcome.events]
-        if records:
-            await self._append(records, len(events))
-        self.counts.dropped.update(outcome.dropped)
-        self.counts.accepted += len(events)
-        return len(records)
+        return [encode(ev.table, ev.row, now_ms) for ev in outcome.events], len(events), outcome.dropped
+
+    def _acknowledged(self, events: int, dropped) -> None:
+        self.counts.dropped.update(dropped)
+        self.counts.accepted += events
 
     async def spool_records(self, records: list[bytes]) -> None:
         """Spool rows that skip the pipeline (consent ledger); counted as accepted once durable."""
@@ -168,13 +201,19 @@ class Collector:
             raise Unavailable("shutting down", retry_after=1)
         try:
             await self.writer.append(records)
-        except SpoolFull as exc:
-            self.counts.refused["spool_full"] += events
-            raise Unavailable(f"cannot accept events now: {exc}", retry_after=5) from None
-        except OSError as exc:
-            self.counts.refused["spool_error"] += events
-            raise Unavailable(f"cannot accept events now: spool write failed ({exc.strerror})", retry_after=5) from None
+        except (SpoolFull, OSError) as exc:
+            raise self._refusal(exc, events) from None
         await self.sync.durable()
+
+    def _refusal(self, exc: BaseException, events: int) -> BaseException:
+        """The answer to an append that failed, counted: 503 with Retry-After for a full or failing spool."""
+        if isinstance(exc, SpoolFull):
+            self.counts.refused["spool_full"] += events
+            return Unavailable(f"cannot accept events now: {exc}", retry_after=5)
+        if isinstance(exc, OSError):
+            self.counts.refused["spool_error"] += events
+            return Unavailable(f"cannot accept events now: spool write failed ({exc.strerror})", retry_after=5)
+        return exc
 
     # -- state ---------------------------------------------------------------------------------
     def delivery_status(self) -> dict:

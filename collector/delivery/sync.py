@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 from collector.errors import Unavailable
 
@@ -87,18 +88,30 @@ class AlwaysSync(IntervalSync):
 class SharedWrite:
     def __init__(self, spool):
         self.spool = spool
-        self._pending: list[tuple[list[bytes], asyncio.Future]] = []
+        self._pending: list[tuple[list[bytes], Callable[[BaseException | None], None]]] = []
         self.writes = 0  # write() calls made (for tests and the benchmark's record)
         self.appends = 0  # requests' appends served
 
     async def append(self, records: list[bytes]) -> None:
         """Returns once ``records`` are written; raises what ``Spool.append`` raises for them."""
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append((records, fut))
+        fut = asyncio.get_running_loop().create_future()
+
+        def written(exc: BaseException | None) -> None:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+        self.submit(records, written)
         await fut
+
+    def submit(self, records: list[bytes], done: Callable[[BaseException | None], None]) -> None:
+        """Queue ``records`` for this turn's write; ``done(None)`` once they are written, ``done(exc)``
+        with what ``Spool.append`` raised for them otherwise. Called on the event loop's thread."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append((records, done))
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -110,20 +123,24 @@ class SharedWrite:
             except Exception:  # noqa: BLE001 - nothing was written: each request on its own below
                 pass
             else:
-                for _, fut in pending:
-                    if not fut.done():
-                        fut.set_result(None)
+                for _, done in pending:
+                    _tell(done, None)
                 return
-        for records, fut in pending:
+        for records, done in pending:
             self.writes += 1
             try:
                 self.spool.append(records)
             except Exception as exc:  # noqa: BLE001 - the request's own answer (SpoolFull, OSError)
-                if not fut.done():
-                    fut.set_exception(exc)
+                _tell(done, exc)
             else:
-                if not fut.done():
-                    fut.set_result(None)
+                _tell(done, None)
+
+
+def _tell(done: Callable[[BaseException | None], None], exc: BaseException | None) -> None:
+    try:
+        done(exc)
+    except Exception:  # noqa: BLE001 - one request's answer failing must not keep the others waiting
+        log.exception("answering a spooled request failed")
 
 
 def policy(name: str, spool, interval_s: float) -> IntervalSync:

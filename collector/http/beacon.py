@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 from urllib.parse import parse_qsl
 
 from collector.errors import BadRequest, CollectorError, PayloadTooLarge, RequestTimeout, UnknownSite, \
@@ -122,32 +123,71 @@ class BeaconApp:
         t0 = time.perf_counter()
         path = scope["path"]
         req = read_headers(scope)
-        extra = self._headers_for(req.origin)
+        error: Exception | None = None
         try:
             if path == PIXEL:
-                await self._pixel(scope, req)
-                status, headers, body = 200, GIF_HEADERS, GIF
+                await self.collector.ingest(*self._pixel(scope, req))
             else:
                 await self._with_deadline(scope, receive, req, path == BATCH)
-                status, headers, body = 202, ACCEPTED_HEADERS, b"ok"
-        except CollectorError as exc:
-            resp = error_response(exc)
+        except Exception as exc:  # noqa: BLE001 - every error is answered by _answer
+            error = exc
+        status, headers, body = self._answer(path, req, error)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.http.observe(path, status, time.perf_counter() - t0)
+
+    def inline(self, scope, body: bytes, respond: Callable[[int, list, bytes], None]) -> None:
+        """A beacon whose request has fully arrived, answered without a task (``collector.http.inline``):
+        the same checks, pipeline and answers as ``__call__``; ``respond(status, headers, body)`` is
+        called once, now or at the end of this event-loop turn once the events are written."""
+        t0 = time.perf_counter()
+        path = scope["path"]
+        req = read_headers(scope)
+        answered = False
+
+        def done(error: BaseException | None) -> None:
+            nonlocal answered
+            if answered:
+                return
+            answered = True
+            status, headers, out = self._answer(path, req, error)
+            respond(status, headers, out)
+            self.http.observe(path, status, time.perf_counter() - t0)
+
+        try:
+            if path == PIXEL:
+                args = self._pixel(scope, req)
+            else:
+                ip, ua = self._admit(scope, req)
+                limit = self.settings.max_body_bytes
+                self._check_declared_size(req, limit)
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"body larger than {limit} bytes")
+                args = self._events(body, path == BATCH, ip, ua, req)
+            self.collector.ingest_soon(*args, done)
+        except Exception as exc:  # noqa: BLE001 - every error is answered by _answer
+            done(exc)
+
+    def _answer(self, path: str, req: _Request, error: BaseException | None) -> tuple[int, list, bytes]:
+        """The status, headers and body for a beacon's outcome (``None``: accepted), counted."""
+        if error is None:
+            status, headers, body = (200, GIF_HEADERS, GIF) if path == PIXEL else (202, ACCEPTED_HEADERS, b"ok")
+        elif isinstance(error, CollectorError):
+            resp = error_response(error)
             status, headers, body = resp.status_code, resp.raw_headers, resp.body
-        except Exception as exc:  # noqa: BLE001 - answered 500 naming only the class, logged like Starlette's
-            log.exception("unexpected error on %s", path)
+        else:  # answered 500 naming only the class, logged like Starlette's
+            log.error("unexpected error on %s", path, exc_info=error)
             status, headers, body = 500, [(b"content-type", b"application/json")], \
-                b'{"error":"internal","message":"%s"}' % type(exc).__name__.encode()
+                b'{"error":"internal","message":"%s"}' % type(error).__name__.encode()
             headers = [(b"content-length", str(len(body)).encode()), *headers]
-        headers = headers + extra
+        headers = headers + self._headers_for(req.origin)
         if status >= 400:
             self.rejected[status] += 1
             if status in (408, 413):
                 headers.append(CLOSE)  # the rest of the body is not read: do not keep the connection
         if self.collector.draining:
             headers.append(CLOSE)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        self.http.observe(path, status, time.perf_counter() - t0)
+        return status, headers, body
 
     def _headers_for(self, origin: bytes | None) -> list:
         if origin is None:
@@ -190,14 +230,22 @@ class BeaconApp:
             deadline.waiting.pop(task, None)
 
     async def _ingest(self, receive, scope, req: _Request, batch: bool, task) -> None:
-        svc = self.collector
+        ip, ua = self._admit(scope, req)
+        body = await self._body(receive, req, self.settings.max_body_bytes, task)
+        await self.collector.ingest(*self._events(body, batch, ip, ua, req))
+
+    def _admit(self, scope, req: _Request) -> tuple[str, str]:
+        """The client and the checks made before a body is read: rate limit (429), content type (415)."""
         ip, ua = self._client(scope, req)
         self.ratelimit.check(ip)
         ctype = req.ctype.decode("latin-1").split(";")[0].strip().lower()
         if ctype not in CONTENT_TYPES:
             raise UnsupportedMediaType("Content-Type must be text/plain or application/json")
-        body = await self._body(receive, req, svc.settings.max_body_bytes, task)
-        payloads = decode_events(body, svc.settings, batch)
+        return ip, ua
+
+    def _events(self, body: bytes, batch: bool, ip: str, ua: str, req: _Request) -> tuple:
+        """The arguments of ``Collector.ingest`` for a JSON body: its events grouped by site."""
+        payloads = decode_events(body, self.settings, batch)
         if len(payloads) == 1:
             groups = [(self._site(payloads[0]["domain"]), payloads)]
         else:
@@ -206,15 +254,19 @@ class BeaconApp:
                 by_site.setdefault(p["domain"], []).append(p)
             groups = [(self._site(d), ps) for d, ps in by_site.items()]
         origin = req.origin.decode("latin-1") if req.origin is not None else None
-        await svc.ingest(groups, ip, ua, req.gpc, origin)
+        return groups, ip, ua, req.gpc, origin
 
-    async def _body(self, receive, req: _Request, limit: int, task) -> bytes:
+    @staticmethod
+    def _check_declared_size(req: _Request, limit: int) -> None:
         if req.clen is not None:
             try:
                 if int(req.clen) > limit:
                     raise PayloadTooLarge(f"body larger than {limit} bytes")
             except ValueError:
                 raise BadRequest("invalid Content-Length") from None
+
+    async def _body(self, receive, req: _Request, limit: int, task) -> bytes:
+        self._check_declared_size(req, limit)
         deadline = self.deadline
         chunks, size = [], 0
         while True:
@@ -237,7 +289,8 @@ class BeaconApp:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def _pixel(self, scope, req: _Request) -> None:
+    def _pixel(self, scope, req: _Request) -> tuple:
+        """The arguments of ``Collector.ingest`` for a pixel: its query string, else its Referer."""
         svc = self.collector
         ip, ua = self._client(scope, req)
         self.ratelimit.check(ip)
@@ -250,4 +303,4 @@ class BeaconApp:
         payload = normalize(raw, svc.settings)
         site = self._site(payload["domain"])
         origin = (req.origin.decode("latin-1") if req.origin else None) or (origin_of_url(referer) if referer else None)
-        await svc.ingest([(site, [payload])], ip, ua, req.gpc, origin)
+        return [(site, [payload])], ip, ua, req.gpc, origin

@@ -1,0 +1,95 @@
+"""Beacons answered inside the connection's protocol, without an ASGI task.
+
+A beacon request (``collector.http.beacon.ROUTES``) whose headers and whole body arrive in one read
+is answered by ``BeaconProtocol`` itself: at the end of that read it hands the request to
+``BeaconApp.inline``, which runs the same checks and pipeline as the ASGI route and queues the
+records on the turn's shared write; the answer is written, as one ``write()``, once the records are.
+No task, no ASGI messages, no per-request future. The order and guarantees are those of the ASGI
+route: the answer follows the spool ``write()`` (the ``interval`` policy; under ``always`` every
+request takes the ASGI route and waits for its fsync), error answers are the same bytes.
+
+Everything else takes uvicorn's ASGI path unchanged: other routes, a body that arrives in several
+reads (so the body deadline applies to it), ``Expect: 100-continue``, a request pipelined behind
+another on the same connection (queued as uvicorn queues it: while an inline answer is pending, the
+connection's cycle is incomplete, so a following request waits for it).
+"""
+
+from __future__ import annotations
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+from collector.http.beacon import ROUTES
+from collector.http.deadlines import DeadlineHttpToolsProtocol
+
+CONNECTION_CLOSE = b"connection: close\r\n"
+
+
+class BeaconProtocol(DeadlineHttpToolsProtocol):
+    """``DeadlineHttpToolsProtocol`` with the inline beacon path; ``beacons`` is the ``BeaconApp``."""
+
+    beacons = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._reading = False
+        self._held = None  # (cycle, app) of a beacon whose headers came in this read
+
+    def data_received(self, data: bytes) -> None:
+        self._reading = True
+        try:
+            super().data_received(data)
+        finally:
+            self._reading = False
+        held, self._held = self._held, None
+        if held is None:
+            return
+        cycle, app = held
+        if cycle.more_body or cycle.waiting_for_100_continue or self.transport.is_closing():
+            super()._start_asgi_task(cycle, app)  # the body is still coming: the ASGI route and its deadline
+        else:
+            self._answer_inline(cycle)
+
+    def _start_asgi_task(self, cycle, app) -> None:
+        scope = cycle.scope
+        if (self._reading and self._held is None and app is self.app
+                and ROUTES.get(scope["path"]) == scope["method"].encode()
+                and self.beacons is not None and self.beacons.collector.answers_after_write):
+            self._held = (cycle, app)  # decided at the end of this read, once its body is known
+            return
+        super()._start_asgi_task(cycle, app)
+
+    def _answer_inline(self, cycle) -> None:
+        transport = self.transport
+        assert self.beacons is not None
+        stats = self.beacons.http
+
+        def respond(status: int, headers: list, body: bytes) -> None:
+            if cycle.response_complete:
+                return
+            cycle.response_complete = True
+            if cycle.disconnected or transport.is_closing():
+                return
+            close = not cycle.keep_alive
+            out = [STATUS_LINE[status]]
+            for name, value in self.server_state.default_headers:
+                out += [name, b": ", value, b"\r\n"]
+            for name, value in headers:
+                if name == b"connection" and value.lower() == b"close":
+                    close = True
+                    continue
+                out += [name, b": ", value, b"\r\n"]
+            if close:
+                out.append(CONNECTION_CLOSE)
+            out += [b"\r\n", body]
+            transport.write(b"".join(out))
+            stats.inline += 1
+            if close:
+                transport.close()
+            self.on_response_complete()
+
+        self.beacons.inline(cycle.scope, bytes(cycle.body), respond)
+
+
+def protocol_class(timeout: float, beacons=None) -> type[BeaconProtocol]:
+    """The public listener's protocol: the header deadline and, with ``beacons``, the inline path."""
+    return type("CollectorHttpProtocol", (BeaconProtocol,), {"header_timeout": float(timeout), "beacons": beacons})

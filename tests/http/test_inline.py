@@ -1,0 +1,174 @@
+"""Beacons answered inline by the protocol (collector/http/inline.py) against the ASGI route, over real
+HTTP on loopback: the same answers byte for byte, pipelined requests answered in order, HTTP/1.0 closed,
+and every accepted event stored."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from collector.testing import CollectorProcess, make_settings
+
+UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+
+
+@pytest.fixture(scope="module")
+def proc(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inline")
+    p = CollectorProcess(make_settings(d / "data", rate_burst=10000), d).start()
+    yield p
+    p.stop()
+
+
+def request(method: str, path: str, body: bytes = b"", ctype: str = "text/plain", version: str = "1.1",
+            extra: str = "") -> tuple[bytes, bytes]:
+    head = (f"{method} {path} HTTP/{version}\r\nHost: collector\r\nUser-Agent: {UA}\r\n"
+            f"X-Forwarded-For: 81.2.69.142\r\nContent-Type: {ctype}\r\n{extra}")
+    if method == "POST":
+        head += f"Content-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode(), body
+
+
+def read_response(sock: socket.socket, buf: bytearray) -> tuple[int, dict, bytes]:
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before a response")
+        buf += chunk
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    length = int(headers["content-length"][0])
+    body = bytearray(rest)
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    buf[:] = body[length:]
+    return status, {k: sorted(v) for k, v in headers.items()}, bytes(body[:length])
+
+
+def exchange(proc, parts: list[bytes], pause: float = 0.0, count: int = 1) -> list[tuple[int, dict, bytes]]:
+    """Send ``parts`` (each its own packet after ``pause``) on one connection; read ``count`` answers."""
+    with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i, part in enumerate(parts):
+            if i and pause:
+                time.sleep(pause)
+            s.sendall(part)
+        buf = bytearray()
+        return [read_response(s, buf) for _ in range(count)]
+
+
+def event(path: str, domain: str = "example.org") -> bytes:
+    return json.dumps({"n": "pageview", "u": f"https://{domain}{path}", "d": domain}).encode()
+
+
+CASES = {
+    "event": request("POST", "/api/event", event("/inline-event")),
+    "batch": request("POST", "/api/batch", json.dumps([json.loads(event("/inline-batch-1")),
+                                                       json.loads(event("/inline-batch-2"))]).encode()),
+    "bad json": request("POST", "/api/event", b"{not json"),
+    "content type": request("POST", "/api/event", event("/x"), ctype="application/xml"),
+    "unknown site": request("POST", "/api/event", event("/x", "unknown.example")),
+    "too large": request("POST", "/api/event", b"{" + b" " * 70000 + b"}"),
+    "bad length": (b"POST /api/event HTTP/1.1\r\nHost: c\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+                   b"X-Forwarded-For: 81.2.69.142\r\n\r\n{}", b""),
+    "with origin": request("POST", "/api/event", event("/inline-origin"), extra="Origin: https://example.org\r\n"),
+}
+
+
+def inline_answers(proc) -> int:
+    line = next(x for x in proc.metrics().splitlines() if x.startswith("collector_http_inline_answers_total"))
+    return int(float(line.split()[-1]))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_an_inline_answer_is_the_asgi_routes_answer(proc, case):
+    head, body = CASES[case]
+    # whole request in one packet: answered inline; body a packet later: the ASGI route
+    before = inline_answers(proc)
+    (inline,) = exchange(proc, [head + body])
+    assert inline_answers(proc) == before + 1
+    if body:
+        (routed,) = exchange(proc, [head, body], pause=0.15)
+    else:
+        (routed,) = exchange(proc, [head[:-2], head[-2:]], pause=0.15)
+    assert inline_answers(proc) == before + 1
+    assert inline == routed
+    assert inline[0] == {"event": 202, "batch": 202, "bad json": 400, "content type": 415,
+                         "unknown site": 422, "too large": 413, "bad length": 400, "with origin": 202}[case]
+
+
+def test_the_pixel_is_answered_inline_like_the_route(proc):
+    (answer,) = exchange(proc, [request("GET", "/p.gif?u=https%3A%2F%2Fexample.org%2Finline-pixel&d=example.org")[0]])
+    status, headers, body = answer
+    assert status == 200 and headers["content-type"] == ["image/gif"] and body.startswith(b"GIF")
+
+
+def test_pipelined_requests_are_answered_in_order(proc):
+    e1 = b"".join(request("POST", "/api/event", event("/inline-pipe-1")))
+    health = b"GET /healthz HTTP/1.1\r\nHost: collector\r\n\r\n"
+    e2 = b"".join(request("POST", "/api/event", event("/inline-pipe-2")))
+    bad = b"".join(request("POST", "/api/event", b"[1,2"))
+    before = inline_answers(proc)
+    answers = exchange(proc, [e1 + health + e2 + bad + e1], count=5)
+    assert [a[0] for a in answers] == [202, 200, 202, 400, 202]
+    assert inline_answers(proc) == before + 1  # the first; the others queue behind it as pipelined
+    assert json.loads(answers[1][2]) == {"alive": True}
+
+
+def test_http_1_0_is_answered_and_closed(proc):
+    head, body = request("POST", "/api/event", event("/inline-http10"), version="1.0")
+    with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+        s.sendall(head + body)
+        buf = bytearray()
+        status, headers, _ = read_response(s, buf)
+        assert status == 202 and headers["connection"] == ["close"]
+        assert s.recv(100) == b""  # the server closed the connection
+
+
+def test_keep_alive_serves_many_inline_requests_on_one_connection(proc):
+    one = b"".join(request("POST", "/api/event", event("/inline-keepalive")))
+    with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+        buf = bytearray()
+        for _ in range(20):
+            s.sendall(one)
+            assert read_response(s, buf)[0] == 202
+
+
+def test_every_accepted_event_is_stored(proc):
+    exchange(proc, [b"".join(CASES["event"])])
+    proc.flush()
+    got = {r["path"]: int(r["n"]) for r in proc.query(
+        "SELECT path, count() AS n FROM events WHERE path LIKE '/inline-%' GROUP BY path")}
+    # sent: each case twice (inline and routed), the pixel once, the pipelined events, 20 keep-alive
+    # requests and one more event here; tests run in file order
+    assert got["/inline-event"] == 3
+    assert got["/inline-batch-1"] == 2 and got["/inline-batch-2"] == 2
+    assert got["/inline-origin"] == 2
+    assert got["/inline-pixel"] == 1
+    assert got["/inline-pipe-1"] == 2 and got["/inline-pipe-2"] == 1
+    assert got["/inline-http10"] == 1
+    assert got["/inline-keepalive"] == 20
+    assert "/x" not in got
+    text = proc.metrics()
+    assert 'collector_http_requests_total{route="/api/event",status="202"}' in text
+
+
+def test_under_fsync_always_every_beacon_waits_for_its_fsync_on_the_asgi_route(tmp_path):
+    p = CollectorProcess(make_settings(tmp_path / "data", fsync="always"), tmp_path).start()
+    try:
+        (answer,) = exchange(p, [b"".join(request("POST", "/api/event", event("/inline-always")))])
+        assert answer[0] == 202
+        assert inline_answers(p) == 0
+    finally:
+        p.stop()
