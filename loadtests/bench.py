@@ -1,7 +1,7 @@
 """``make bench``: every performance figure of the brief, each against a baseline measured in the same run
 on the same machine, printed as a table and written to docs/benchmarks.md.
 
-    python -m loadtests.bench [--quick] [--only beacons,enrichment,useragent,loader,freshness,dashboard]
+    python -m loadtests.bench [--quick] [--only beacons,enrichment,requestcpu,useragent,loader,freshness,dashboard]
                               [--seconds N] [--no-write] [--json FILE]
 
 Everything runs on loopback, on ephemeral ports, in temporary directories, and stops by itself
@@ -20,7 +20,7 @@ from pathlib import Path
 from loadtests import report
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("useragent", "enrichment", "loader", "beacons", "freshness", "memory", "dashboard", "workers")
+PARTS = ("useragent", "enrichment", "requestcpu", "loader", "beacons", "freshness", "memory", "dashboard", "workers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             results["errors"][name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
 
-    from loadtests import beacons, dashboard, enrichment, freshness, loader, memory, useragent, wrk
+    from loadtests import beacons, dashboard, enrichment, freshness, loader, memory, requestcpu, useragent, wrk
 
     step("useragent", lambda: useragent.run(n_miss=200 if quick else 2000, n_baseline=30 if quick else 300))
     step("enrichment", lambda: enrichment.run(0.3 if quick else 4.0, 500 if quick else 4000))
+    step("requestcpu", lambda: {"single": requestcpu.run(500 if quick else 4000, 3 if quick else 7),
+                                "batch": requestcpu.run(100 if quick else 400, 3 if quick else 7, batch=True)})
     step("loader", lambda: loader.run(5000 if quick else 50_000, 1 if quick else 2))
     if "beacons" in parts and not wrk.available():
         results["errors"]["beacons"] = "wrk is not installed (scripts/bench-deps.sh installs it)"

@@ -77,6 +77,16 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         out.append(("enrichment µs/event, realistic UA/IP mix", f"{e['pipeline_us']:.1f} µs",
                     f"raw City+ASN lookups + cached UA + HMAC: {e['baseline_us']:.1f} µs", f"{e['ratio']:.2f}×",
                     "≤ 1.5×" + verdict(e["ratio"] <= 1.5)))
+    rc = r.get("requestcpu")
+    if rc:
+        one, many = rc["single"], rc["batch"]
+        out.append(("Python µs per single-event request in the server, in process (no sockets)",
+                    f"{one['collector_us']:.1f} µs", f"bare Starlette route: {one['bare_us']:.1f} µs",
+                    f"{one['ratio']:.2f}×", "measured"))
+        per_event = many["collector_us"] / many["events_per_request"]
+        out.append((f"same, per event of a {many['events_per_request']}-event batch", f"{per_event:.1f} µs",
+                    f"bare Starlette request: {many['bare_us']:.1f} µs", f"{many['bare_us'] / per_event:.2f}×",
+                    "measured"))
     u = r.get("useragent")
     if u:
         base = u.get("baseline_us")
@@ -146,6 +156,13 @@ def details(r: dict) -> str:
     if e:
         steps = ", ".join(f"{k} {v:.1f}" for k, v in e["steps_us"].items())
         out.append(f"- enrichment per step (µs/event, median of {e['passes']} passes over {e['events']} events): {steps}")
+    rc = r.get("requestcpu")
+    if rc:
+        one = rc["single"]
+        steps = ", ".join(f"{k} {v:.1f}" for k, v in one["steps_us"].items())
+        out.append(f"- in-process requests: {one['requests']:,} single-event requests x {one['passes']} passes over "
+                   f"{64} in-memory connections, median pass; {one['inline_answers']:,} answered inline; pipeline "
+                   f"{one['pipeline_us_per_event']:.1f} µs of the {one['collector_us']:.1f} µs (per step: {steps})")
     ld = r.get("loader")
     if ld:
         out.append(f"- loader: {ld['rows']:,} rows per round in batches of {ld['batch_size']}, best of {ld['rounds']} rounds")
