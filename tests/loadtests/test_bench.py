@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests import enrichment, report, traffic, useragent, wrk
+from loadtests import enrichment, report, requestcpu, traffic, useragent, wrk
 
 
 def test_letters_round_trip_and_survive_the_scrubber():
@@ -44,13 +44,18 @@ def test_in_process_measurements_and_report(tmp_path):
     assert e["pipeline_us"] > 0 and e["baseline_us"] > 0 and "geo" in e["steps_us"] and e["dropped"] == 0
     u = useragent.run(n_miss=30, n_baseline=3, hit_rounds=2)
     assert u["miss_us"] > 0 and u["hit_us"] > 0
-    results = {"enrichment": e, "useragent": u, "errors": {"loader": "skipped"}}
+    rc = {"single": requestcpu.run(requests=64, passes=1), "batch": requestcpu.run(requests=16, passes=1, batch=True)}
+    # every request answered, the collector's inline, one write each
+    assert rc["single"]["inline_answers"] == 64 and rc["single"]["writes"] == {"collector": 64, "bare": 128}
+    assert rc["batch"]["inline_answers"] == 16 and rc["single"]["collector_us"] > 0 and rc["single"]["bare_us"] > 0
+    results = {"enrichment": e, "useragent": u, "requestcpu": rc, "errors": {"loader": "skipped"}}
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\nintro\n\n" + report.MARKER + "\n\nold results\n")
     report.write(doc, results, "make bench", 1.0)
     text = doc.read_text()
     assert text.startswith("# Benchmarks\n\nintro") and "old results" not in text
     assert "enrichment µs/event" in text and "UA parse, cache miss" in text and "`loader` did not run" in text
+    assert "Python µs per single-event request" in text
 
 
 @pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
