@@ -169,7 +169,9 @@ def details(r: dict) -> str:
     f = r.get("freshness")
     if f:
         out.append(f"- freshness: {f['events']:,} events in batches of {f['per_request']}, {f['polls']} polls "
-                   f"every {f['poll_s'] * 1000:.0f} ms, failures {f['failures']}, never seen {f['unseen']}")
+                   f"every {f['poll_s'] * 1000:.0f} ms, failures {f['failures']}"
+                   + (f" ({', '.join(f'{k} {v}' for k, v in f['failure_kinds'].items())})" if f.get("failure_kinds") else "")
+                   + f", never seen {f['unseen']}")
     d = r.get("dashboard")
     if d:
         out.append(f"- dashboard: {len(d['panels'])} panels x {d['rounds']} rounds x (range, previous range) over "
