@@ -6,11 +6,11 @@ Accepts Plausible's Events API keys, long and short, and the collector's own fie
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
 from collector.errors import BadRequest
+from collector.pipeline.urls import split
 
 # short/long alias -> canonical key
 ALIASES = {
@@ -123,7 +123,7 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
         raise BadRequest("url must be an absolute http(s) URL")
     if "url" in ev and ("[" in ev["url"] or "]" in ev["url"] or not ev["url"].isascii()):
         try:  # only brackets (IPv6 hosts) and non-ASCII hosts can make urlsplit refuse a URL
-            urlsplit(ev["url"])
+            split(ev["url"])
         except ValueError:
             raise BadRequest("url is not a valid URL") from None
     ev.setdefault("url", "")

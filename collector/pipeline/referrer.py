@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from collector.pipeline.event import Event
+from collector.pipeline.urls import split
 
 # registrable name (without public suffix) -> source
 NAMES = {
@@ -37,7 +36,7 @@ class ReferrerStep:
         host = ""
         if raw:
             try:
-                host = (urlsplit(raw).hostname or "").removeprefix("www.")[:253]
+                host = (split(raw).hostname or "").removeprefix("www.")[:253]
             except ValueError:
                 host = ""
         own = ev.row["host"].removeprefix("www.")

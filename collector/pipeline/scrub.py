@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from collector.settings import DEFAULT_QUERY_ALLOW, Site
 from collector.pipeline.event import Event
 from collector.privacy.scrub import Scrubber
+from collector.pipeline.urls import split
 
 
 class Clean:
@@ -124,7 +125,7 @@ class ScrubStep:
         """Scheme, checked host, a non-default port, and the scrubbed path of a link; nothing else."""
         sc = scs.sc
         try:
-            parts = urlsplit(url.strip())
+            parts = split(url.strip())
             port = parts.port
         except ValueError:
             return ""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
-
 from collector.pipeline.event import Event
+from collector.pipeline.urls import query_pairs, split
 
 
 class UrlStep:
@@ -14,11 +13,11 @@ class UrlStep:
         raw = ev.payload["url"]
         if ev.payload.get("screen"):
             raw = raw or "app://" + ev.site.domain + "/" + ev.payload["screen"].lstrip("/")
-        parts = urlsplit(raw)
+        parts = split(raw)
         path = parts.path or "/"
         if ev.payload.get("hash") and parts.fragment.startswith("/"):
             path = parts.fragment.split("?", 1)[0]
         ev.row["host"] = (parts.hostname or "")[:253]
         ev.row["path"] = path
-        ev.query = dict(parse_qsl(parts.query, keep_blank_values=False)) if parts.query else {}
+        ev.query = query_pairs(parts.query) if parts.query else {}
         return ev
