@@ -13,6 +13,7 @@ run extrapolates from it (events at the measured rate × the slope).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -50,6 +51,7 @@ def measure(seconds: float = 60.0, sample_s: float = 0.5, distinct: int = DISTIN
         svc = Collector.from_settings(settings)
         site = settings.site(traffic.SITE)
         samples: list[tuple[int, float, float]] = []  # (events, seconds, rss MiB)
+        objects: list[tuple[int, int]] = []  # (events, objects the garbage collector tracks): the caches' bound
 
         async def go() -> int:
             await svc.start()
@@ -61,6 +63,8 @@ def measure(seconds: float = 60.0, sample_s: float = 0.5, distinct: int = DISTIN
                     now = time.monotonic()
                     if now >= next_sample:
                         samples.append((n, now - t0, _rss_mib()))
+                        if len(samples) % 20 == 1:
+                            objects.append((n, len(gc.get_objects())))
                         next_sample += sample_s
                         await asyncio.sleep(0)  # let the loader's and sync's tasks run
                         if now - t0 >= seconds:
@@ -79,13 +83,17 @@ def measure(seconds: float = 60.0, sample_s: float = 0.5, distinct: int = DISTIN
 
         events = asyncio.run(go())
     half = [s for s in samples if s[1] >= samples[-1][1] / 2]
-    (e0, _, r0), (e1, t1, r1) = half[0], half[-1]
-    slope = (r1 - r0) / max(1, e1 - e0) * 1e6  # MiB per million events over the second half
+    # least-squares slope over the second half: the engine's merges move RSS up and down by tens of MiB,
+    # so two end points would measure a merge, not a trend
+    xs, ys = [s[0] for s in half], [s[2] for s in half]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    slope = (sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var * 1e6) if var else 0.0  # MiB per million events
     rate = events / samples[-1][1]
     return {"seconds": samples[-1][1], "events": events, "rate": rate, "distinct": distinct,
             "rss_start_mib": samples[0][2], "rss_max_mib": max(s[2] for s in samples), "rss_end_mib": samples[-1][2],
             "slope_mib_per_million": slope, "extrapolated_10min_mib": samples[-1][2] + max(0.0, slope) * rate * (600 - samples[-1][1]) / 1e6,
-            "samples": samples}
+            "python_objects": objects, "samples": samples}
 
 
 def plot(result: dict, path: Path) -> Path:

@@ -172,6 +172,10 @@ def details(r: dict) -> str:
                    f"every {f['poll_s'] * 1000:.0f} ms, failures {f['failures']}"
                    + (f" ({', '.join(f'{k} {v}' for k, v in f['failure_kinds'].items())})" if f.get("failure_kinds") else "")
                    + f", never seen {f['unseen']}")
+    m = r.get("memory")
+    if m and m.get("python_objects"):
+        objs = ", ".join(f"{n / 1e6:.2f}M events: {k:,}" for n, k in m["python_objects"])
+        out.append(f"- memory: objects tracked by the garbage collector (every bounded cache's entries included) at {objs}")
     d = r.get("dashboard")
     if d:
         out.append(f"- dashboard: {len(d['panels'])} panels x {d['rounds']} rounds x (range, previous range) over "
