@@ -58,15 +58,16 @@ class PseudonymStep:
                 row["visitor_id"] = row["key_id"] = row["network_id"] = ""
                 return ev
             cid = ""
-        created = client_id_created(cid) if cid else None
-        key = self.keys.visitor_key(at=created)
+        today = self.keys.visitor_key()
         site = ev.site.domain
         if cid:
+            created = client_id_created(cid)
+            key = today if created is None else self.keys.visitor_key(at=created)
             row["visitor_id"] = mac(key, "visitor", site, cid)
         else:
+            key = today
             row["visitor_id"] = ev.derived(("visitor-ip", site, key.id),
                                            lambda: mac(key, "visitor-ip", site, ev.ip, ev.user_agent))
         row["key_id"] = key.id
-        today = self.keys.visitor_key()
-        row["network_id"] = self.network_id(today, site, ev.ip)
+        row["network_id"] = ev.derived(("network", site, today.id), lambda: self.network_id(today, site, ev.ip))
         return ev
