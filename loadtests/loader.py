@@ -91,12 +91,48 @@ def measure(n_rows: int = 50_000, batch_size: int = 5000, rounds: int = 2) -> di
             elapsed = time.perf_counter() - t0
             moved = (loader.loaded_records - before) if hasattr(loader, "loaded_records") else n_rows
             results["loader"].append(moved / elapsed)
+        # what a drain costs the event loop's thread: units of Python work timed on the main thread
+        # while the loader drains in its thread, against the same units with nothing else running
+        alone = _units(None)
+        _fill(svc, site, mix.requests(n_rows // 20 + 1, 20), n_rows)
+        svc.spool.sync()
+
+        def drain() -> None:
+            while loader.step():
+                pass
+
+        during = _units(drain)
         total = store.query_rows("SELECT count() FROM events")[0][0]
         svc.spool.close()
         store.close()
     bare, ours = max(results["bare"]), max(results["loader"])
     return {"bare_rows_per_s": bare, "loader_rows_per_s": ours, "ratio": ours / bare, "rows": n_rows,
-            "batch_size": batch_size, "rounds": rounds, "stored_total": total, "all": results}
+            "batch_size": batch_size, "rounds": rounds, "stored_total": total, "all": results,
+            "main_thread": {"alone": alone, "during_drain": during}}
+
+
+def _units(work, seconds: float = 1.0) -> dict:
+    """Gaps between the ends of ~0.1 ms units of Python work on this thread while ``work`` runs in
+    another (or for ``seconds`` with nothing else): the longest gap is how long the request path's
+    thread would wait."""
+    import threading
+
+    done = threading.Event()
+    if work is None:
+        threading.Timer(seconds, done.set).start()
+    else:
+        threading.Thread(target=lambda: (work(), done.set()), daemon=True).start()
+    gaps, last = [], time.perf_counter()
+    while not done.is_set():
+        x = 0
+        for i in range(1000):
+            x += i
+        now = time.perf_counter()
+        gaps.append(now - last)
+        last = now
+    gaps.sort()
+    return {"units": len(gaps), "p50_ms": gaps[len(gaps) // 2] * 1e3, "p99_ms": gaps[int(len(gaps) * 0.99)] * 1e3,
+            "max_ms": gaps[-1] * 1e3}
 
 
 def run(n_rows: int = 50_000, rounds: int = 2, timeout_s: float = 300) -> dict:

@@ -166,6 +166,12 @@ def details(r: dict) -> str:
     ld = r.get("loader")
     if ld:
         out.append(f"- loader: {ld['rows']:,} rows per round in batches of {ld['batch_size']}, best of {ld['rounds']} rounds")
+        mt = ld.get("main_thread")
+        if mt:
+            a, b = mt["alone"], mt["during_drain"]
+            out.append(f"- the event loop's thread while the loader drains {ld['rows']:,} rows in its own thread: units of "
+                       f"Python work p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms, longest wait {b['max_ms']:.1f} ms; "
+                       f"alone p50 {a['p50_ms']:.2f}, p99 {a['p99_ms']:.2f}, longest {a['max_ms']:.1f} ms")
     f = r.get("freshness")
     if f:
         out.append(f"- freshness: {f['events']:,} events in batches of {f['per_request']}, {f['polls']} polls "
