@@ -11,7 +11,16 @@ request takes the ASGI route and waits for its fsync), error answers are the sam
 Everything else takes uvicorn's ASGI path unchanged: other routes, a body that arrives in several
 reads (so the body deadline applies to it), ``Expect: 100-continue``, a request pipelined behind
 another on the same connection (queued as uvicorn queues it: while an inline answer is pending, the
-connection's cycle is incomplete, so a following request waits for it).
+connection's cycle is incomplete, so a following request waits for it), and a beacon that arrives
+while writing to the connection is paused (the client is not reading its answers: the ASGI route
+waits for the buffer to drain, and the requests behind it stop being read, as for any route).
+
+Two things every connection of this protocol does for its pipelined requests (inline or not):
+
+- a malformed request is answered ``400`` (and the connection closed) only after the requests that
+  arrived whole before it are answered, in order; until then nothing more is read;
+- a client that half-closes (sends FIN, still reading) after whole requests gets their answers, the
+  last one with ``Connection: close``, instead of the connection closing under them.
 """
 
 from __future__ import annotations
@@ -33,8 +42,11 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
         super().connection_made(transport)
         self._reading = False
         self._held = None  # (cycle, app) of a beacon whose headers came in this read
+        self._bad: str | None = None  # the 400 owed for a malformed request, once the earlier ones are answered
 
     def data_received(self, data: bytes) -> None:
+        if self._bad is not None:
+            return  # nothing after a malformed request is read
         self._reading = True
         try:
             super().data_received(data)
@@ -44,10 +56,41 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
         if held is None:
             return
         cycle, app = held
-        if cycle.more_body or cycle.waiting_for_100_continue or self.transport.is_closing():
-            super()._start_asgi_task(cycle, app)  # the body is still coming: the ASGI route and its deadline
+        if cycle.more_body or cycle.waiting_for_100_continue or self.transport.is_closing() or self.flow.write_paused:
+            # the body is still coming (the ASGI route and its deadline), or the client is not reading
+            # its answers (the ASGI route waits for the write buffer to drain)
+            super()._start_asgi_task(cycle, app)
         else:
             self._answer_inline(cycle)
+
+    def send_400_response(self, msg: str) -> None:
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete and not cycle.more_body
+                and self._draining is None and not self.transport.is_closing()):
+            # the malformed bytes follow whole requests not answered yet: answer those first
+            self._bad = msg
+            self.flow.pause_reading()
+            return
+        super().send_400_response(msg)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if (self._bad is not None and not self.pipeline and self.cycle.response_complete
+                and self._draining is None and not self.transport.is_closing()):
+            msg, self._bad = self._bad, None
+            self._unset_keepalive_if_required()
+            super().send_400_response(msg)
+
+    def eof_received(self):
+        cycle = self.cycle
+        if (self._draining is None and cycle is not None and not cycle.response_complete and not cycle.more_body
+                and not self.transport.is_closing()):
+            # a half-close after whole requests: they are answered, then the connection closes (after
+            # the last answer, or after the 400 owed for a malformed request)
+            if self._bad is None:
+                cycle.keep_alive = False
+            return True
+        return super().eof_received()
 
     def _start_asgi_task(self, cycle, app) -> None:
         scope = cycle.scope

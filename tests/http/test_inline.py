@@ -8,6 +8,7 @@ import json
 import socket
 import time
 
+import httpx
 import pytest
 
 from collector.testing import CollectorProcess, make_settings
@@ -143,6 +144,84 @@ def test_keep_alive_serves_many_inline_requests_on_one_connection(proc):
         for _ in range(20):
             s.sendall(one)
             assert read_response(s, buf)[0] == 202
+
+
+def answers(proc, route: str, status: int) -> int:
+    prefix = f'collector_http_requests_total{{route="{route}",status="{status}"}}'
+    line = next((x for x in proc.metrics().splitlines() if x.startswith(prefix)), None)
+    return int(float(line.split()[-1])) if line else 0
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    out = bytearray()
+    while chunk := sock.recv(65536):
+        out += chunk
+    return bytes(out)
+
+
+def test_a_malformed_request_is_answered_after_the_whole_requests_before_it(proc):
+    e1 = b"".join(request("POST", "/api/event", event("/inline-before-bad-1")))
+    health = b"GET /healthz HTTP/1.1\r\nHost: collector\r\n\r\n"
+    e2 = b"".join(request("POST", "/api/event", event("/inline-before-bad-2")))
+    with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+        s.sendall(e1 + health + e2 + b"NOT HTTP\x00\r\n\r\n")
+        buf = bytearray()
+        got = [read_response(s, buf)[0] for _ in range(4)]
+        assert got == [202, 200, 202, 400]
+        assert bytes(buf) + read_until_closed(s) == b""  # then closed
+
+
+def test_a_client_that_half_closes_still_gets_every_answer(proc):
+    one = b"".join(request("POST", "/api/event", event("/inline-half-close")))
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+            s.sendall(one + one)
+            s.shutdown(socket.SHUT_WR)  # nothing more to send; still reading
+            buf = bytearray()
+            first, second = read_response(s, buf), read_response(s, buf)
+            assert (first[0], second[0]) == (202, 202)
+            assert second[1]["connection"] == ["close"]
+            assert bytes(buf) + read_until_closed(s) == b""
+
+
+def test_a_beacon_waits_like_any_request_while_the_client_reads_no_answers(proc):
+    """Once the answers the client does not read fill the buffers (writing paused), a beacon waits for
+    them to drain like an ASGI answer does, instead of buffering its answer without bound."""
+    openapi = b"GET /openapi.json HTTP/1.1\r\nHost: collector\r\n\r\n"  # 16 KB answers fill buffers fast
+    beacon = b"".join(request("POST", "/api/event", event("/inline-unread")))
+    steps = (("/openapi.json", 200, openapi), ("/api/event", 202, beacon))
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(proc.socket_path))) as internal:
+        def counts() -> list[int]:
+            text = internal.get("http://collector/metrics").text
+            return [next((int(float(x.split()[-1])) for x in text.splitlines() if x.startswith(
+                f'collector_http_requests_total{{route="{route}",status="{status}"}}')), 0) for route, status, _ in steps]
+
+        def answered(i: int, want: int) -> bool:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                if counts()[i] >= want:
+                    return True
+                time.sleep(0.002)
+            return False
+
+        expect = counts()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        s.connect(("127.0.0.1", proc.settings.port))
+        try:
+            stalled = None
+            for _ in range(2000):  # each request its own read, sent once the one before is answered
+                for i, (route, _, data) in enumerate(steps):
+                    s.sendall(data)
+                    expect[i] += 1
+                    if not answered(i, expect[i]):
+                        stalled = route
+                        break
+                if stalled:
+                    break
+            assert stalled == "/api/event"
+        finally:
+            s.close()
 
 
 def test_every_accepted_event_is_stored(proc):
