@@ -183,9 +183,9 @@ class BeaconApp:
         headers = headers + self._headers_for(req.origin)
         if status >= 400:
             self.rejected[status] += 1
-            if status in (408, 413):
-                headers.append(CLOSE)  # the rest of the body is not read: do not keep the connection
-        if self.collector.draining:
+        # 408/413: the rest of the body is not read, do not keep the connection; draining: every answer
+        # closes (one header line either way)
+        if status in (408, 413) or self.collector.draining:
             headers.append(CLOSE)
         return status, headers, body
 

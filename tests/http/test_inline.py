@@ -5,6 +5,7 @@ and every accepted event stored."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 
@@ -192,9 +193,9 @@ def test_a_beacon_waits_like_any_request_while_the_client_reads_no_answers(proc)
     steps = (("/openapi.json", 200, openapi), ("/api/event", 202, beacon))
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(proc.socket_path))) as internal:
         def counts() -> list[int]:
-            text = internal.get("http://collector/metrics").text
-            return [next((int(float(x.split()[-1])) for x in text.splitlines() if x.startswith(
-                f'collector_http_requests_total{{route="{route}",status="{status}"}}')), 0) for route, status, _ in steps]
+            lines = internal.get("http://collector/metrics").text.splitlines()
+            prefixes = [f'collector_http_requests_total{{route="{r}",status="{st}"}}' for r, st, _ in steps]
+            return [next((int(float(x.split()[-1])) for x in lines if x.startswith(p)), 0) for p in prefixes]
 
         def answered(i: int, want: int) -> bool:
             deadline = time.monotonic() + 1.0
@@ -241,6 +242,31 @@ def test_every_accepted_event_is_stored(proc):
     assert "/x" not in got
     text = proc.metrics()
     assert 'collector_http_requests_total{route="/api/event",status="202"}' in text
+
+
+def test_while_draining_answers_close_the_connection_like_the_asgi_route(tmp_path):
+    p = CollectorProcess(make_settings(tmp_path / "data"), tmp_path).start()
+    too_large = request("POST", "/api/event", b"{" + b" " * 70000 + b"}")
+    expect = (too_large[0][:-2] + b"Expect: 100-continue\r\n\r\n", too_large[1])  # the ASGI route, whole
+    one = b"".join(request("POST", "/api/event", event("/inline-draining")))
+    try:
+        socks = [socket.create_connection(("127.0.0.1", p.settings.port), timeout=10) for _ in range(3)]
+        p.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while httpx.get(p.url + "/readyz").status_code != 503 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for s, data in zip(socks, (b"".join(too_large), b"".join(expect), one + one)):
+            s.sendall(data)
+        bufs = [bytearray() for _ in socks]
+        inline, routed, beacon = [read_response(s, buf) for s, buf in zip(socks, bufs)]
+        assert inline[0] == routed[0] == 413 and inline == routed
+        assert inline[1]["connection"] == ["close"]
+        assert beacon[0] == 202 and beacon[1]["connection"] == ["close"]
+        for s, buf in zip(socks, bufs):  # closed, and the beacon pipelined behind the first not answered
+            assert bytes(buf) + read_until_closed(s) == b""
+            s.close()
+    finally:
+        assert p.stop() == 0
 
 
 def test_under_fsync_always_every_beacon_waits_for_its_fsync_on_the_asgi_route(tmp_path):
