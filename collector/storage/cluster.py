@@ -17,9 +17,13 @@ each shard sees the same block under the same deduplication token and drops the 
 
 The visit materialized view reads ``events_local`` and writes ``visit_slices_local`` on each shard:
 a visitor's events, hence their slices, are all on one shard. ``visits_local`` is the visits view
-over the shard's own slices (window functions over one visitor stay on one shard), and ``visits`` is
+over the shard's own slices (the slices of one visitor stay on one shard), and ``visits`` is
 ``SELECT * FROM cluster(...)`` over it, so every shard computes its own visits and the initiator only
-concatenates them. The analyst views read ``events`` and ``visits`` as on one server.
+concatenates them. The parameterized ``visits_between(since, until)`` is built the same way:
+``visits_between_local`` per shard, and ``visits_between`` runs
+``cluster(..., view(SELECT * FROM visits_between_local(since = ..., until = ...)))``, the call with its
+arguments on every shard (``cluster()`` itself names a table and passes no parameters). The analyst
+views read ``events``, ``visits`` and ``visits_between`` as on one server.
 
 Not derived: the migrations' backfill ``INSERT ... SELECT`` (a new cluster has nothing to backfill;
 data moved from a single server with ``INSERT INTO events SELECT * FROM remote(...)`` passes through
@@ -54,6 +58,8 @@ _ALTER = re.compile(r"^ALTER TABLE (\w+)\s+(.*)$", re.DOTALL)
 _MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\s+TO\s+(\w+)\s+AS\s+(.*)$", re.DOTALL)
 _VIEW = re.compile(r"^CREATE OR REPLACE VIEW (\w+)\s+AS\s+(.*)$", re.DOTALL)
 _INSERT = re.compile(r"^INSERT INTO\b", re.IGNORECASE)
+# a view parameter, {name:Type}, as the migrations' text holds it once the settings are substituted
+_PARAMETER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z][A-Za-z0-9_(), ]*)\}")
 SCHEMA_MIGRATIONS = ("CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
                      "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version")
 
@@ -126,9 +132,16 @@ def view_statements(stmt: str, cluster: str, database: str, tables: set[str]) ->
     name, select = m.groups()
     if re.search(r"\bFROM\s+visit_slices\b", select):
         # computed per shard over the shard's own slices, concatenated by the initiator
+        params = list(dict.fromkeys(_PARAMETER.findall(select)))
+        if params:
+            # a parameterized view: cluster() names a table, not a call, so each shard runs the call
+            args = ", ".join(f"{n} = {{{n}:{t}}}" for n, t in params)
+            source = f"view(SELECT * FROM {db}.{name}_local({args}))"
+        else:
+            source = f"'{database}', '{name}_local'"
         return [f"CREATE OR REPLACE VIEW {db}.{name}_local {on} AS\n{_tables_to_local(select, tables)}",
                 f"CREATE OR REPLACE VIEW {db}.{name} {on} AS\n"
-                f"SELECT * FROM cluster('{cluster}', '{database}', '{name}_local')"]
+                f"SELECT * FROM cluster('{cluster}', {source})"]
     return [f"CREATE OR REPLACE VIEW {db}.{name} {on} AS\n{select}"]
 
 
@@ -215,8 +228,8 @@ def roles_on_cluster(stmts: list[str], cluster: str, database: str) -> list[str]
             raise ValueError(f"no cluster translation for: {s[:80]}")
     from collector.storage.roles import ADMIN_ROLE, DEFINER, ERASURE_TABLES
 
-    reads = ["events", "events_local", "visit_slices", "visit_slices_local", "visits", "visits_local", "goals",
-             "goals_local"]
+    reads = ["events", "events_local", "visit_slices", "visit_slices_local", "visits", "visits_local",
+             "visits_between", "visits_between_local", "goals", "goals_local"]
     out.append(f"GRANT {on} REMOTE ON *.* TO `{DEFINER}`")
     for t in reads:
         out.append(f"GRANT {on} SELECT ON {db}.`{t}` TO `{DEFINER}`")

@@ -51,6 +51,15 @@ def repeatables(directory: Path = MIGRATIONS) -> list[Migration]:
 
 # visit_slices holds five-minute slices: a shorter timeout could split a slice, which the views cannot
 MIN_SESSION_TIMEOUT_MIN = 5
+def visit_horizon_s(settings) -> int:
+    """How far apart two events of one visitor pseudonym can be, at most: a pseudonym is made with the
+    key of one period while that key exists (the period, then until it is destroyed), and an event's
+    time is within the clock skew of its arrival. ``visits_between`` reads the slices this far beyond
+    its range on either side, so every visit that starts in the range meets all its visitor's slices."""
+    return (int(settings.key_period_s) + int(settings.key_destroy_after_s)
+            + 2 * int(settings.clock_skew_s))
+
+
 _TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$")
 
 
@@ -67,6 +76,7 @@ def _params(settings) -> dict[str, object]:
         "retention_member_months": int(settings.retention_member_months),
         "min_group_visitors": max(1, int(settings.min_group_visitors)),
         "session_timeout_min": timeout,
+        "visit_horizon_s": visit_horizon_s(settings),
         "site_timezone": tz,
     }
 

@@ -6,7 +6,8 @@ checks every query, and these grants hold even for a client that bypasses the co
 - ``collector_analyst``: ``SELECT`` on the analyst views only, through a settings profile that is
   read-only and carries the analyst limits as constants (``CONST``: a query cannot change them).
 - The views run as ``SQL SECURITY DEFINER`` with a definer that cannot log in (``HOST NONE``) and may
-  read the anonymous table only, so the analyst needs no grant on ``events``. The collector re-creates
+  read the anonymous plane only (``DEFINER_READS``: ``events``, the visit slices, the visit views over
+  them and the goals), so the analyst needs no grant on any of them. The collector re-creates
   the views at start (``CREATE OR REPLACE VIEW``), which resets that: run these statements again after
   a start that changed the views.
 - ``collector_admin``: ``SELECT`` on the product's database and what erasure needs
@@ -25,6 +26,8 @@ from collector.storage.sandbox import DEFAULT_LIMITS, Role
 ANALYST_ROLE, ADMIN_ROLE = "collector_analyst", "collector_admin"
 ANALYST_PROFILE, ADMIN_PROFILE = "collector_analyst_limits", "collector_admin_limits"
 DEFINER = "collector_view_definer"
+# what the analyst views read: the anonymous plane, its visit slices, the visit views over them, the goals
+DEFINER_READS = ("events", "visit_slices", "visits", "visits_between", "goals")
 # tables the erasure clears
 ERASURE_TABLES = ("events", "member_events", "consent_ledger")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -60,8 +63,8 @@ def roles_sql(database: str, analyst_views: list[str], *, analyst_password_sha25
         # the views' definer: reads the anonymous plane, cannot log in
         f"CREATE USER IF NOT EXISTS {_ident(DEFINER)} IDENTIFIED WITH no_password HOST NONE",
         f"REVOKE ALL ON *.* FROM {_ident(DEFINER)}",
-        f"GRANT SELECT ON {db}.`events` TO {_ident(DEFINER)}",
     ]
+    out += [f"GRANT SELECT ON {db}.{_ident(t)} TO {_ident(DEFINER)}" for t in DEFINER_READS]
     for v in views:
         out.append(f"ALTER TABLE {db}.{v} MODIFY SQL SECURITY DEFINER DEFINER = {_ident(DEFINER)}")
         out.append(f"GRANT SELECT ON {db}.{v} TO {_ident(ANALYST_ROLE)}")

@@ -77,6 +77,10 @@ class Limits:
             "max_rows_to_read": self.max_rows_to_read,
             "read_overflow_mode": "throw",
             "max_threads": self.max_threads,
+            # GROUP BY a prefix of a table's sorting key streams (visits group visit_slices by visitor, its
+            # key's prefix): memory holds the groups of one block, not every visitor of the range
+            "optimize_aggregation_in_order": 1,
+            "aggregation_in_order_max_block_bytes": 5_000_000,
             "max_query_size": 262144,
             "max_parser_depth": 300,
             "max_ast_depth": 300,

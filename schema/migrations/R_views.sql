@@ -5,7 +5,17 @@
 -- invent client ids, not networks); every other group is folded into one "(other)" row per day (0 for
 -- numbers), so totals add up. Events without a visitor pseudonym (GPC/DNT, count-only) are counted
 -- in pageviews, searches and events but never make a group visible and are not visits or visitors.
--- "day" and "hour" are in the site time zone ({site_timezone}).
+-- "day" and "hour" are in the site time zone ({site_timezone}). Whether a group has k distinct networks
+-- is decided with groupUniqArray(k), which keeps at most k distinct values: exact for "at least k",
+-- without holding every network of the group; its visitors are counted once, by its uniqExact state.
+--
+-- Every view over visits is defined once, as <view>_between(since, until), a parameterized view: the
+-- rows of <view> whose day (for traffic_hourly: the day of the hour) is one of since..until, computed
+-- from visits_between (R_sessions.sql), which reads only the visit slices around those days. <view>
+-- itself is the same view over every day, for tools that filter on day or hour (Grafana, Superset);
+-- filtering it gives the same rows as the twin, but builds every stored visit first.
+--   SELECT source, sum(visits) FROM sources_daily_between(since = '2025-11-01', until = '2025-11-30')
+--   WHERE site = 'example.org' GROUP BY source
 
 DROP VIEW IF EXISTS locations_daily;
 
@@ -13,7 +23,7 @@ DROP VIEW IF EXISTS technology_daily;
 
 -- Traffic over time: pageviews and events (GPC included) and distinct visitors of the hour; visits,
 -- bounces and duration of the visits that started in the hour. Totals, not groups: nothing is folded.
-CREATE OR REPLACE VIEW traffic_hourly AS
+CREATE OR REPLACE VIEW traffic_hourly_between AS
 SELECT site, hour,
        sum(t_pageviews) AS pageviews,
        sum(t_events) AS events,
@@ -29,18 +39,24 @@ FROM
            uniqExactIf(visitor_id, visitor_id != '') AS t_visitors,
            toUInt64(0) AS t_visits, toUInt64(0) AS t_bounces, toFloat64(0) AS t_duration_s
     FROM events
+    WHERE ts >= toDateTime64({{since:Date}}, 3, 'UTC') - toIntervalDay(1) AND ts < toDateTime64({{until:Date}}, 3, 'UTC') + toIntervalDay(2)
+      AND toDate(ts, '{site_timezone}') BETWEEN {{since:Date}} AND {{until:Date}}
     GROUP BY site, hour
     UNION ALL
     SELECT site, toStartOfHour(toDateTime(start_ts, '{site_timezone}')) AS hour,
            toUInt64(0), toUInt64(0), toUInt64(0),
            count(), toUInt64(sum(bounce)), toFloat64(sum(duration_s))
-    FROM visits
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, hour
 )
 GROUP BY site, hour;
 
+-- traffic_hourly over every day.
+CREATE OR REPLACE VIEW traffic_hourly AS
+SELECT * FROM traffic_hourly_between(since = '1970-01-01', until = '2149-06-05');
+
 -- The same per day.
-CREATE OR REPLACE VIEW traffic_daily AS
+CREATE OR REPLACE VIEW traffic_daily_between AS
 SELECT site, day,
        sum(t_pageviews) AS pageviews,
        sum(t_events) AS events,
@@ -56,15 +72,21 @@ FROM
            uniqExactIf(visitor_id, visitor_id != '') AS t_visitors,
            toUInt64(0) AS t_visits, toUInt64(0) AS t_bounces, toFloat64(0) AS t_duration_s
     FROM events
+    WHERE ts >= toDateTime64({{since:Date}}, 3, 'UTC') - toIntervalDay(1) AND ts < toDateTime64({{until:Date}}, 3, 'UTC') + toIntervalDay(2)
+      AND toDate(ts, '{site_timezone}') BETWEEN {{since:Date}} AND {{until:Date}}
     GROUP BY site, day
     UNION ALL
     SELECT site, toDate(start_ts, '{site_timezone}') AS day,
            toUInt64(0), toUInt64(0), toUInt64(0),
            count(), toUInt64(sum(bounce)), toFloat64(sum(duration_s))
-    FROM visits
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day
 )
 GROUP BY site, day;
+
+-- traffic_daily over every day.
+CREATE OR REPLACE VIEW traffic_daily AS
+SELECT * FROM traffic_daily_between(since = '1970-01-01', until = '2149-06-05');
 
 -- Pages: pageviews, visitors, and engagement (visible time) with its average per pageview.
 CREATE OR REPLACE VIEW pages_daily AS
@@ -81,8 +103,8 @@ FROM
            countIf(name = 'pageview') AS g_pageviews,
            toUInt64(sum(engagement_ms)) AS g_engagement_ms,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     WHERE name IN ('pageview', 'engagement')
     GROUP BY site, day, g_host, g_path
@@ -90,7 +112,7 @@ FROM
 GROUP BY site, day, host, path;
 
 -- Entry pages: the first page of each visit.
-CREATE OR REPLACE VIEW entry_pages_daily AS
+CREATE OR REPLACE VIEW entry_pages_daily_between AS
 SELECT site, day,
        if(visible, g_entry_page, '(other)') AS entry_page,
        sum(g_visits) AS visits,
@@ -107,16 +129,20 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     WHERE pageviews > 0
     GROUP BY site, day, g_entry_page
 )
 GROUP BY site, day, entry_page;
 
+-- entry_pages_daily over every day.
+CREATE OR REPLACE VIEW entry_pages_daily AS
+SELECT * FROM entry_pages_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- Exit pages: the last page of each visit.
-CREATE OR REPLACE VIEW exit_pages_daily AS
+CREATE OR REPLACE VIEW exit_pages_daily_between AS
 SELECT site, day,
        if(visible, g_exit_page, '(other)') AS exit_page,
        sum(g_visits) AS visits,
@@ -133,16 +159,20 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     WHERE pageviews > 0
     GROUP BY site, day, g_exit_page
 )
 GROUP BY site, day, exit_page;
 
+-- exit_pages_daily over every day.
+CREATE OR REPLACE VIEW exit_pages_daily AS
+SELECT * FROM exit_pages_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- Sources per visit: the named referrer source, else the UTM source, else Direct, of the visit's first pageview.
-CREATE OR REPLACE VIEW sources_daily AS
+CREATE OR REPLACE VIEW sources_daily_between AS
 SELECT site, day,
        if(visible, g_source, '(other)') AS source,
        sum(g_visits) AS visits,
@@ -159,15 +189,19 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day, g_source
 )
 GROUP BY site, day, source;
 
+-- sources_daily over every day.
+CREATE OR REPLACE VIEW sources_daily AS
+SELECT * FROM sources_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- Referring hosts per visit ('' when none).
-CREATE OR REPLACE VIEW referrers_daily AS
+CREATE OR REPLACE VIEW referrers_daily_between AS
 SELECT site, day,
        if(visible, g_referrer_host, '(other)') AS referrer_host,
        sum(g_visits) AS visits,
@@ -184,15 +218,19 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day, g_referrer_host
 )
 GROUP BY site, day, referrer_host;
 
+-- referrers_daily over every day.
+CREATE OR REPLACE VIEW referrers_daily AS
+SELECT * FROM referrers_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- UTM source per visit ('' when none).
-CREATE OR REPLACE VIEW utm_sources_daily AS
+CREATE OR REPLACE VIEW utm_sources_daily_between AS
 SELECT site, day,
        if(visible, g_utm_source, '(other)') AS utm_source,
        sum(g_visits) AS visits,
@@ -209,15 +247,19 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day, g_utm_source
 )
 GROUP BY site, day, utm_source;
 
+-- utm_sources_daily over every day.
+CREATE OR REPLACE VIEW utm_sources_daily AS
+SELECT * FROM utm_sources_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- UTM medium per visit ('' when none).
-CREATE OR REPLACE VIEW utm_mediums_daily AS
+CREATE OR REPLACE VIEW utm_mediums_daily_between AS
 SELECT site, day,
        if(visible, g_utm_medium, '(other)') AS utm_medium,
        sum(g_visits) AS visits,
@@ -234,15 +276,19 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day, g_utm_medium
 )
 GROUP BY site, day, utm_medium;
 
+-- utm_mediums_daily over every day.
+CREATE OR REPLACE VIEW utm_mediums_daily AS
+SELECT * FROM utm_mediums_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- UTM campaign per visit ('' when none).
-CREATE OR REPLACE VIEW utm_campaigns_daily AS
+CREATE OR REPLACE VIEW utm_campaigns_daily_between AS
 SELECT site, day,
        if(visible, g_utm_campaign, '(other)') AS utm_campaign,
        sum(g_visits) AS visits,
@@ -259,15 +305,19 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day, g_utm_campaign
 )
 GROUP BY site, day, utm_campaign;
 
+-- utm_campaigns_daily over every day.
+CREATE OR REPLACE VIEW utm_campaigns_daily AS
+SELECT * FROM utm_campaigns_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- UTM term per visit ('' when none).
-CREATE OR REPLACE VIEW utm_terms_daily AS
+CREATE OR REPLACE VIEW utm_terms_daily_between AS
 SELECT site, day,
        if(visible, g_utm_term, '(other)') AS utm_term,
        sum(g_visits) AS visits,
@@ -284,15 +334,19 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day, g_utm_term
 )
 GROUP BY site, day, utm_term;
 
+-- utm_terms_daily over every day.
+CREATE OR REPLACE VIEW utm_terms_daily AS
+SELECT * FROM utm_terms_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- UTM content per visit ('' when none).
-CREATE OR REPLACE VIEW utm_contents_daily AS
+CREATE OR REPLACE VIEW utm_contents_daily_between AS
 SELECT site, day,
        if(visible, g_utm_content, '(other)') AS utm_content,
        sum(g_visits) AS visits,
@@ -309,12 +363,16 @@ FROM
            sum(pageviews) AS g_pageviews,
            sum(bounce) AS g_bounces,
            sum(duration_s) AS g_duration_s,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     GROUP BY site, day, g_utm_content
 )
 GROUP BY site, day, utm_content;
+
+-- utm_contents_daily over every day.
+CREATE OR REPLACE VIEW utm_contents_daily AS
+SELECT * FROM utm_contents_daily_between(since = '1970-01-01', until = '2149-06-05');
 
 -- Countries. One dimension; visitors are distinct pseudonyms of the day.
 CREATE OR REPLACE VIEW countries_daily AS
@@ -327,8 +385,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, country AS g_country,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_country
 )
@@ -346,8 +404,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, country AS g_country, region AS g_region,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_country, g_region
 )
@@ -366,8 +424,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, country AS g_country, region AS g_region, city AS g_city,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_country, g_region, g_city
 )
@@ -385,8 +443,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, asn AS g_asn, isp AS g_isp,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_asn, g_isp
 )
@@ -403,8 +461,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, browser AS g_browser,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_browser
 )
@@ -422,8 +480,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, browser AS g_browser, browser_version AS g_browser_version,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_browser, g_browser_version
 )
@@ -440,8 +498,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, os AS g_os,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_os
 )
@@ -459,8 +517,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, os AS g_os, os_version AS g_os_version,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_os, g_os_version
 )
@@ -477,8 +535,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, device AS g_device,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_device
 )
@@ -495,8 +553,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, platform AS g_platform,
            countIf(name = 'pageview') AS g_pageviews,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_platform
 )
@@ -513,8 +571,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, search_term AS g_search_term,
            count() AS g_searches,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     WHERE search_term != ''
     GROUP BY site, day, g_search_term
@@ -532,8 +590,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, name AS g_name,
            count() AS g_events,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     GROUP BY site, day, g_name
 )
@@ -550,8 +608,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, link_url AS g_link_url,
            count() AS g_clicks,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     WHERE name = 'Outbound Link: Click'
     GROUP BY site, day, g_link_url
@@ -569,8 +627,8 @@ FROM
     SELECT site, toDate(ts, '{site_timezone}') AS day, link_url AS g_link_url,
            count() AS g_clicks,
            uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
-           uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
     FROM events
     WHERE name = 'File Download'
     GROUP BY site, day, g_link_url
@@ -598,8 +656,8 @@ FROM
                count() AS g_events,
                uniqExactState(nullIf(visitor_id, '')) AS g_visitors,
                uniqExactState(nullIf(network_id, '')) AS g_networks,
-               uniqExactIf(visitor_id, visitor_id != '') >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
+               finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
         FROM events
         ARRAY JOIN mapKeys(props) AS p_key, mapValues(props) AS p_value
         WHERE name NOT IN ('pageview', 'engagement')
@@ -609,7 +667,7 @@ FROM
 GROUP BY site, day, name, prop, value;
 
 -- Page-to-page transitions (the click stream): consecutive pageviews within a visit.
-CREATE OR REPLACE VIEW transitions_daily AS
+CREATE OR REPLACE VIEW transitions_daily_between AS
 SELECT site, day,
        if(visible, g_from, '(other)') AS from_path,
        if(visible, g_to, '(other)') AS to_path,
@@ -620,20 +678,24 @@ FROM
     SELECT site, toDate(start_ts, '{site_timezone}') AS day, pair.1 AS g_from, pair.2 AS g_to,
            count() AS g_transitions,
            uniqExactState(visitor_id) AS g_visitors,
-           uniqExact(visitor_id) >= {min_group_visitors}
-             AND uniqExactIf(network_id, network_id != '') >= {min_group_visitors} AS visible
-    FROM visits
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) >= {min_group_visitors} AS visible
+    FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     ARRAY JOIN arrayZip(arrayPopBack(pages), arrayPopFront(pages)) AS pair
     WHERE length(pages) > 1
     GROUP BY site, day, g_from, g_to
 )
 GROUP BY site, day, from_path, to_path;
 
+-- transitions_daily over every day.
+CREATE OR REPLACE VIEW transitions_daily AS
+SELECT * FROM transitions_daily_between(since = '1970-01-01', until = '2149-06-05');
+
 -- Goals (table goals): visits that reached each goal, and conversion_rate = those visits / all visits
 -- of the day. Goals reached by too few visitors or networks fold into '(other)'. Every visit of a site
 -- meets every goal of the site once in the join, so count() per (day, goal) is the day's visits: the
 -- visits are computed once.
-CREATE OR REPLACE VIEW goals_daily AS
+CREATE OR REPLACE VIEW goals_daily_between AS
 SELECT site, day,
        if(visible, g_goal, '(other)') AS goal,
        sum(g_conversions) AS conversions,
@@ -646,12 +708,12 @@ FROM
            countIf(reached) AS g_conversions,
            uniqExactState(if(reached, v.visitor_id, NULL)) AS g_visitors,
            count() AS g_visits,
-           uniqExactIf(v.visitor_id, reached) >= {min_group_visitors}
-             AND uniqExactIf(v.network_id, reached) >= {min_group_visitors} AS visible
+           finalizeAggregation(g_visitors) >= {min_group_visitors}
+             AND length(groupUniqArrayIf({min_group_visitors})(v.network_id, reached)) >= {min_group_visitors} AS visible
     FROM
     (
         SELECT site, toDate(start_ts, '{site_timezone}') AS day, visitor_id, network_id, steps
-        FROM visits
+        FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
     ) AS v
     INNER JOIN (SELECT site, goal, argMax(kind, created_at) AS kind, argMax(match, created_at) AS match
                 FROM goals GROUP BY site, goal) AS gl ON v.site = gl.site
@@ -659,6 +721,10 @@ FROM
     GROUP BY site, day, g_goal
 )
 GROUP BY site, day, goal;
+
+-- goals_daily over every day.
+CREATE OR REPLACE VIEW goals_daily AS
+SELECT * FROM goals_daily_between(since = '1970-01-01', until = '2149-06-05');
 
 -- Funnel over a step list, within visits that started on days [since, until] (site time zone):
 --   SELECT * FROM funnel(steps = ['/plans', '/quote', 'Signup'], since = '2025-01-01', until = '2025-01-31')
@@ -674,23 +740,25 @@ SELECT site, level, step,
        suppressed
 FROM
 (
-    SELECT site, level, {{steps:Array(String)}}[level] AS step,
-           countIf(reached >= level) AS f_visits,
-           uniqExactIf(visitor_id, reached >= level) AS f_visitors,
-           toUInt8(f_visitors < {min_group_visitors} OR uniqExactIf(network_id, reached >= level) < {min_group_visitors}) AS suppressed,
-           any(first_level_visits) AS first_visits
+    -- the levels nest, so level 1 has the most visits of its site
+    SELECT *, max(f_visits) OVER (PARTITION BY site) AS first_visits
     FROM
     (
-        SELECT site, visitor_id, network_id,
-               arrayFold((acc, s) -> if(acc < length({{steps:Array(String)}})
-                                        AND s.3 = {{steps:Array(String)}}[acc + 1], acc + 1, acc),
-                         steps, toUInt64(0)) AS reached,
-               countIf(reached >= 1) OVER (PARTITION BY site) AS first_level_visits
-        FROM visits
-        WHERE toDate(start_ts, '{site_timezone}') BETWEEN {{since:Date}} AND {{until:Date}}
+        SELECT site, level, {{steps:Array(String)}}[level] AS step,
+               countIf(reached >= level) AS f_visits,
+               uniqExactIf(visitor_id, reached >= level) AS f_visitors,
+               toUInt8(f_visitors < {min_group_visitors} OR length(groupUniqArrayIf({min_group_visitors})(network_id, reached >= level)) < {min_group_visitors}) AS suppressed
+        FROM
+        (
+            SELECT site, visitor_id, network_id,
+                   arrayFold((acc, s) -> if(acc < length({{steps:Array(String)}})
+                                            AND s.3 = {{steps:Array(String)}}[acc + 1], acc + 1, acc),
+                             steps, toUInt64(0)) AS reached
+            FROM visits_between(since = {{since:Date}}, until = {{until:Date}})
+        )
+        ARRAY JOIN arrayEnumerate({{steps:Array(String)}}) AS level
+        GROUP BY site, level
     )
-    ARRAY JOIN arrayEnumerate({{steps:Array(String)}}) AS level
-    GROUP BY site, level
 );
 
 -- Realtime: distinct visitors and pageviews (GPC included) of the last five minutes, per site. Shown
@@ -707,7 +775,7 @@ FROM
            uniqExactIf(visitor_id, visitor_id != '') AS r_visitors,
            countIf(name = 'pageview') AS r_pageviews,
            toUInt8(r_visitors < {min_group_visitors}
-                   OR uniqExactIf(network_id, network_id != '') < {min_group_visitors}) AS suppressed
+                   OR length(groupUniqArrayIf({min_group_visitors})(network_id, network_id != '')) < {min_group_visitors}) AS suppressed
     FROM events
     WHERE ts >= now64(3) - toIntervalMinute(5) AND toDate(ts) >= toDate(now() - toIntervalMinute(5))
     GROUP BY site
