@@ -83,15 +83,35 @@ class Params:
         return Params(self.site, self.since - span, self.until - span, self.limit, self.steps)
 
 
+# the daily views computed from visits (schema/migrations/R_views.sql), each with a ``_between`` twin
+VISIT_VIEWS = frozenset({
+    "traffic_daily", "traffic_hourly", "entry_pages_daily", "exit_pages_daily", "sources_daily", "referrers_daily",
+    "utm_sources_daily", "utm_mediums_daily", "utm_campaigns_daily", "utm_terms_daily", "utm_contents_daily",
+    "transitions_daily", "goals_daily",
+})
+
+
 @dataclass(frozen=True)
 class Panel:
     name: str
     title: str
-    sql: str  # a template: {site}, {since}, {until} (SQL literals), {limit}, {steps} (an array literal)
+    sql: str  # a template: {site}, {since}, {until} (SQL dates), {since_text}, {until_text} (date strings),
+    #           {day_before} and {day_after} (the days around the range, as strings), {limit}, {steps} (an array)
+
+
+# Views over visits are read through their parameterized twin ``<view>_between(since, until)``: the same
+# rows for the days of the range, computed from the visit slices around the range only (the plain view
+# builds every visit of the stored data first). The day filter stays, so the statement reads exactly the
+# rows the plain view would give.
+_BETWEEN = "_between(since = {since_text}, until = {until_text})"
+
+
+def _source(view: str) -> str:
+    return view + _BETWEEN if view in VISIT_VIEWS else view
 
 
 def _breakdown(view: str, dims: str, measures: str, order: str) -> str:
-    return (f"SELECT {dims}, {measures} FROM {view} "
+    return (f"SELECT {dims}, {measures} FROM {_source(view)} "
             f"WHERE site = {{site}} AND day BETWEEN {{since}} AND {{until}} "
             f"GROUP BY {dims} ORDER BY {order}, {dims} LIMIT {{limit}}")
 
@@ -126,12 +146,14 @@ PANELS: dict[str, Panel] = {p.name: p for p in [
           "if(n_visits > 0, round(n_duration / n_visits, 1), 0) AS visit_duration_s "
           "FROM (SELECT sum(visitors) AS n_visitors, sum(visits) AS n_visits, sum(pageviews) AS n_pageviews, "
           "sum(bounces) AS n_bounces, sum(visit_duration_s * visits) AS n_duration "
-          f"FROM traffic_daily WHERE {_RANGE})"),
+          f"FROM traffic_daily{_BETWEEN} WHERE {_RANGE})"),
     Panel("daily", "Traffic per day",
           "SELECT day, visitors, visits, pageviews, bounce_rate, visit_duration_s "
-          f"FROM traffic_daily WHERE {_RANGE} ORDER BY day LIMIT 1000"),
+          f"FROM traffic_daily{_BETWEEN} WHERE {_RANGE} ORDER BY day LIMIT 1000"),
+    # the hours are chosen by the server's clock, the twin's days by the site's: a day either side holds them
     Panel("hourly", "Traffic per hour",
-          "SELECT hour, visitors, visits, pageviews, bounce_rate, visit_duration_s FROM traffic_hourly "
+          "SELECT hour, visitors, visits, pageviews, bounce_rate, visit_duration_s "
+          "FROM traffic_hourly_between(since = {day_before}, until = {day_after}) "
           "WHERE site = {site} AND hour >= toDateTime({since}) AND hour < toDateTime({until} + 1) "
           "ORDER BY hour LIMIT 1000"),
     Panel("realtime", "Visitors in the last 5 minutes",
@@ -251,7 +273,9 @@ def panel_sql(name: str, p: Params) -> str:
         raise BadRequest("the funnel needs at least one step (step=...)")
     return panel.sql.format(site=quote(p.site), since=f"toDate('{p.since.isoformat()}')",
                             until=f"toDate('{p.until.isoformat()}')", since_text=f"'{p.since.isoformat()}'",
-                            until_text=f"'{p.until.isoformat()}'", limit=int(p.limit),
+                            until_text=f"'{p.until.isoformat()}'",
+                            day_before=f"'{(p.since - dt.timedelta(days=1)).isoformat()}'",
+                            day_after=f"'{(p.until + dt.timedelta(days=1)).isoformat()}'", limit=int(p.limit),
                             steps="[" + ", ".join(quote(s) for s in p.steps) + "]")
 
 
