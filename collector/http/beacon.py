@@ -47,6 +47,10 @@ _WANTED = frozenset({b"user-agent", b"x-forwarded-for", b"sec-gpc", b"dnt", b"co
                      b"origin", b"referer"})
 
 
+class ClientGone(Exception):
+    """The client went away before its request's body was whole: nothing is ingested, answered or counted."""
+
+
 class _Request:
     """What a beacon handler reads from the request headers (first value of a repeated name)."""
 
@@ -129,6 +133,8 @@ class BeaconApp:
                 await self.collector.ingest(*self._pixel(scope, req))
             else:
                 await self._with_deadline(scope, receive, req, path == BATCH)
+        except ClientGone:
+            return
         except Exception as exc:  # noqa: BLE001 - every error is answered by _answer
             error = exc
         status, headers, body = self._answer(path, req, error)
@@ -276,9 +282,8 @@ class BeaconApp:
                 if deadline.claim(task):
                     raise RequestTimeout(f"request body not received within {deadline.timeout:g} s") from None
                 raise
-            if message["type"] != "http.request":  # the client went away
-                deadline.waiting.pop(task, None)
-                break
+            if message["type"] != "http.request":  # the client went away: a partial body is not a request
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:

@@ -225,6 +225,23 @@ def test_a_beacon_waits_like_any_request_while_the_client_reads_no_answers(proc)
             s.close()
 
 
+def test_a_request_whose_body_never_completes_is_neither_stored_nor_counted(proc):
+    body = event("/inline-incomplete") + b"    "  # valid JSON, shorter than declared
+    head = request("POST", "/api/event", body + b" " * 32)[0]
+    before = answers(proc, "/api/event", 202)
+    for half in (False, True):
+        with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+            s.sendall(head + body)
+            time.sleep(0.1)  # headers and part of the body read: the ASGI route waits for the rest
+            if half:
+                s.shutdown(socket.SHUT_WR)
+                assert read_until_closed(s) == b""  # closed unanswered
+    time.sleep(0.3)
+    proc.flush()
+    assert proc.query("SELECT count() AS n FROM events WHERE path = '/inline-incomplete'") == [{"n": 0}]
+    assert answers(proc, "/api/event", 202) == before
+
+
 def test_every_accepted_event_is_stored(proc):
     exchange(proc, [b"".join(CASES["event"])])
     proc.flush()
