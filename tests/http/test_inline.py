@@ -261,6 +261,20 @@ def test_every_accepted_event_is_stored(proc):
     assert 'collector_http_requests_total{route="/api/event",status="202"}' in text
 
 
+def test_every_error_answer_is_counted_once_by_route_and_as_a_rejection(proc):
+    # after the tests above: inline and routed error answers, pipelined, half-closed, unread
+    by_status: dict[int, float] = {}
+    rejected: dict[int, float] = {}
+    for line in proc.metrics().splitlines():
+        if line.startswith(("collector_http_requests_total{", "collector_requests_rejected_total{")):
+            status = int(line.split('status="')[1].split('"')[0])
+            into = by_status if line.startswith("collector_http") else rejected
+            into[status] = into.get(status, 0) + float(line.split()[-1])
+    assert {k: v for k, v in by_status.items() if k >= 400} == rejected
+    assert {400, 413, 415, 422} <= set(rejected)
+    assert inline_answers(proc) < sum(by_status.values())
+
+
 def test_while_draining_answers_close_the_connection_like_the_asgi_route(tmp_path):
     p = CollectorProcess(make_settings(tmp_path / "data"), tmp_path).start()
     too_large = request("POST", "/api/event", b"{" + b" " * 70000 + b"}")
