@@ -300,6 +300,49 @@ def test_while_draining_answers_close_the_connection_like_the_asgi_route(tmp_pat
         assert p.stop() == 0
 
 
+def test_a_full_spool_refuses_inline_beacons_all_or_nothing(tmp_path):
+    """Storage down, the spool at its quota: beacons answered inline (several sharing one write, some
+    pipelined) get 503 with Retry-After or 202; after recovery every 202 is stored once, no 503 is."""
+    from tests.faults.harness import (Ledger, assert_exactly_once, assert_quiescent_conservation, body,
+                                      fault_settings, marker, metrics, wait_for)
+
+    flag = tmp_path / "storage-down"
+    flag.touch()
+    p = CollectorProcess(fault_settings(tmp_path / "data", spool_quota_bytes=48 * 1024, segment_bytes=16 * 1024,
+                                        fault_store_file=str(flag)), tmp_path).start()
+    ledger, seq = Ledger(), iter(range(10**6))
+    try:
+        socks = [socket.create_connection(("127.0.0.1", p.settings.port), timeout=10) for _ in range(4)]
+        bufs = [bytearray() for _ in socks]
+        for round_ in range(40):
+            sent = []
+            for i, s in enumerate(socks):  # one batch on each connection, pipelined pairs on some
+                batches = [[marker("q", next(seq)) for _ in range(1 + (round_ + i + k) % 5)]
+                           for k in range(2 if (round_ + i) % 3 == 0 else 1)]
+                s.sendall(b"".join(b"".join(request("POST", "/api/batch", body(ms))) for ms in batches))
+                sent.append(batches)
+            for s, buf, batches in zip(socks, bufs, sent):
+                for ms in batches:
+                    status, headers, _ = read_response(s, buf)
+                    assert status in (202, 503)
+                    (ledger.acked if status == 202 else ledger.refused).update(ms)
+                    if status == 503:
+                        assert headers["retry-after"][0].isdigit()
+        for s in socks:
+            s.close()
+        assert ledger.acked and ledger.refused
+        m = metrics(p)
+        assert m["collector_events_refused_total{reason=spool_full}"] == len(ledger.refused)
+        assert m["collector_http_inline_answers_total"] > 0
+        flag.unlink()
+        wait_for(lambda: metrics(p)["collector_spool_unstored_records"] == 0, 30, what="the spool to drain")
+        c = assert_quiescent_conservation(p)
+        assert c["accepted"] == len(ledger.acked)
+        assert len(assert_exactly_once(p, ledger)) == len(ledger.acked)
+    finally:
+        assert p.stop() == 0
+
+
 def test_under_fsync_always_every_beacon_waits_for_its_fsync_on_the_asgi_route(tmp_path):
     p = CollectorProcess(make_settings(tmp_path / "data", fsync="always"), tmp_path).start()
     try:
