@@ -47,6 +47,7 @@ MAX_RANGE_DAYS = 400
 MAX_LIMIT = 500
 MAX_STEPS = 8
 MAX_STEP_CHARS = 200
+SITES_TTL_S = 30.0
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -474,11 +475,25 @@ async def _analyst(request: Request, fn, *args):
 
 
 def _known_sites(svc) -> list[str]:
+    """The configured sites and the sites the views know. ``events_daily`` has every site with an event
+    (those of ``traffic_daily``, whose visits come from events too) without building any visit."""
     configured = [s.domain for s in getattr(svc.settings, "sites", ())]
-    result = svc.store.run_sandboxed("SELECT DISTINCT site FROM traffic_daily ORDER BY site LIMIT 1000",
+    result = svc.store.run_sandboxed("SELECT DISTINCT site FROM events_daily ORDER BY site LIMIT 1000",
                                      "analyst", "JSONCompact")
     _, _, rows = decode_json_compact(result.body)
     return sorted({*configured, *(r[0] for r in rows if isinstance(r[0], str) and _SITE.match(r[0]))})
+
+
+async def _sites(request: Request) -> list[str]:
+    """``_known_sites``, read again at most every ``SITES_TTL_S``: every panel request validates its site
+    against the list, and a page loads some thirty panels."""
+    st, svc = request.app.state, request.app.state.collector
+    cached = getattr(st, "dashboard_sites", None)
+    if cached is not None and time.monotonic() - cached[0] < SITES_TTL_S:
+        return cached[1]
+    sites = await _analyst(request, _known_sites, svc)
+    st.dashboard_sites = (time.monotonic(), sites)
+    return sites
 
 
 async def session(request: Request) -> Response:
@@ -486,7 +501,7 @@ async def session(request: Request) -> Response:
     try:
         _authorized(request)
         svc = request.app.state.collector
-        sites = await _analyst(request, _known_sites, svc)
+        sites = await _sites(request)
         panels = [{"name": p.name, "title": p.title} for p in PANELS.values()]
         return _secure(JSONResponse({"sites": sites, "panels": panels, "today": dt.date.today().isoformat(),
                                      "min_group_visitors": getattr(svc.settings, "min_group_visitors", None)}))
@@ -495,8 +510,7 @@ async def session(request: Request) -> Response:
 
 
 async def _params(request: Request) -> Params:
-    svc = request.app.state.collector
-    sites = frozenset(await _analyst(request, _known_sites, svc))
+    sites = frozenset(await _sites(request))
     return parse_params(request.query_params, sites)
 
 
