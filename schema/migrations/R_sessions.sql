@@ -99,7 +99,8 @@ FROM
 -- built whole, so none of them is mistaken for one starting in the range (an engagement event never
 -- opens a visit, however long after the last event it comes), and a visit that starts in the range
 -- and continues after it keeps its later slices (its end, duration, exit page, steps). The HAVING
--- drops visitors without an event near the range before their visits are built; the WHERE keeps the
+-- drops visitors without an event in the range before their visits are built (a visit starts at one
+-- of its slices' first event); the WHERE keeps the
 -- visits starting in the range, exactly as toDate(start_ts) BETWEEN since AND until over visits does.
 CREATE OR REPLACE VIEW visits_between AS
 SELECT site, visitor_id, visit_no, start_ts, end_ts, duration_s, pageviews, interactions, engagement_ms, bounce,
@@ -159,8 +160,7 @@ FROM
         WHERE slice_start >= toDateTime64({{since:Date}}, 0, 'UTC') - toIntervalDay(1) - toIntervalSecond({visit_horizon_s})
           AND slice_start < toDateTime64({{until:Date}}, 0, 'UTC') + toIntervalDay(2) + toIntervalSecond({visit_horizon_s})
         GROUP BY site, visitor_id
-        HAVING countIf(first_ts >= toDateTime64({{since:Date}}, 3, 'UTC') - toIntervalDay(1)
-                       AND first_ts < toDateTime64({{until:Date}}, 3, 'UTC') + toIntervalDay(2)) > 0
+        HAVING countIf(toDate(first_ts, '{site_timezone}') BETWEEN {{since:Date}} AND {{until:Date}}) > 0
     )
     ARRAY JOIN arrayEnumerate(s_heads) AS visit_no
     WHERE interactions > 0 AND toDate(start_ts, '{site_timezone}') BETWEEN {{since:Date}} AND {{until:Date}}
