@@ -504,9 +504,29 @@ async def session(request: Request) -> Response:
         sites = await _sites(request)
         panels = [{"name": p.name, "title": p.title} for p in PANELS.values()]
         return _secure(JSONResponse({"sites": sites, "panels": panels, "today": dt.date.today().isoformat(),
-                                     "min_group_visitors": getattr(svc.settings, "min_group_visitors", None)}))
+                                     "min_group_visitors": getattr(svc.settings, "min_group_visitors", None),
+                                     "data_sources": data_sources(svc.pipeline)}))
     except CollectorError as exc:
         return _error(exc)
+
+
+def data_sources(pipeline) -> list[str]:
+    """The credit each configured geography/ASN database gives for itself (its metadata's English
+    description, e.g. DB-IP's "DB-IP.com - IP to City"): the licences of the free databases (CC BY 4.0)
+    ask for it wherever their results are shown."""
+    out = []
+    for name in ("geo", "isp"):
+        try:
+            reader = pipeline.step(name).reader
+        except StopIteration:
+            continue
+        if reader is None:
+            continue
+        meta = reader.metadata()
+        text = (meta.description or {}).get("en") or meta.database_type
+        if text and text not in out:
+            out.append(str(text)[:600])
+    return out
 
 
 async def _params(request: Request) -> Params:

@@ -180,6 +180,8 @@ def test_session_cookie_and_data_endpoints(dash):
         assert analyst_token(dash) not in cookie
         session = c.get(base + "/dashboard/api/session").json()
         assert SITE in session["sites"] and "funnel" in [p["name"] for p in session["panels"]]
+        # each configured database's own credit (its metadata), as the free databases' licences ask
+        assert session["data_sources"] == ["GeoLite2-City", "GeoLite2-ASN"]
         # values are validated before any SQL is built
         for bad in ("site=evil.example", f"site={SITE}'--", "since=2025-13-01", "until=2025-11-01&since=2025-11-02",
                     "limit=100000", "limit=1;DROP"):
@@ -228,6 +230,7 @@ def test_dashboard_shows_what_the_analyst_sql_answers(dash, chromium, tmp_path):
     # and the page fetched nothing from anywhere but the collector
     urls = browser.execute_script("return performance.getEntriesByType('resource').map(function (e) { return e.name; })")
     assert urls and all(u.startswith(base + "/dashboard") for u in urls), urls
+    assert browser.find_element(By.ID, "sources-text").text == "GeoLite2-City · GeoLite2-ASN"
 
     # headline figures, this period and the previous one
     def totals(since, until):

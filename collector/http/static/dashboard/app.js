@@ -157,6 +157,9 @@
         document.body.setAttribute("data-view", "dashboard");
         state.today = s.today; state.k = s.min_group_visitors;
         $("k").textContent = state.k === null ? "k" : String(state.k);
+        var credits = s.data_sources || [];
+        $("sources-text").textContent = credits.join(" · ");
+        $("sources").hidden = credits.length === 0;
         var sel = $("site"); sel.textContent = "";
         (s.sites || []).forEach(function (name) { var o = el("option", "", name); o.value = name; sel.appendChild(o); });
         var h = new URLSearchParams(location.hash.replace(/^#/, ""));
