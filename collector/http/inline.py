@@ -31,12 +31,14 @@ from collector.http.beacon import ROUTES
 from collector.http.deadlines import DeadlineHttpToolsProtocol
 
 CONNECTION_CLOSE = b"connection: close\r\n"
+PROTOCOL_ROUTE = "(protocol)"  # answers given before a request reached a route: malformed, headers late or too big
 
 
 class BeaconProtocol(DeadlineHttpToolsProtocol):
     """``DeadlineHttpToolsProtocol`` with the inline beacon path; ``beacons`` is the ``BeaconApp``."""
 
     beacons = None
+    counts = None  # Counts: the protocol's own error answers (400, 408, 431) are counted there, route "(protocol)"
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -71,6 +73,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
             self._bad = msg
             self.flow.pause_reading()
             return
+        self._count(400)
         super().send_400_response(msg)
 
     def on_response_complete(self) -> None:
@@ -79,7 +82,18 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
                 and self._draining is None and not self.transport.is_closing()):
             msg, self._bad = self._bad, None
             self._unset_keepalive_if_required()
+            self._count(400)
             super().send_400_response(msg)
+
+    def _refuse(self, response: bytes) -> None:
+        if not self.transport.is_closing():
+            self._count(int(response[9:12]))
+        super()._refuse(response)
+
+    def _count(self, status: int) -> None:
+        if self.counts is not None:
+            self.counts.rejected[status] += 1
+            self.counts.http.observe(PROTOCOL_ROUTE, status, 0.0)
 
     def eof_received(self):
         cycle = self.cycle
@@ -133,6 +147,9 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
         self.beacons.inline(cycle.scope, bytes(cycle.body), respond)
 
 
-def protocol_class(timeout: float, beacons=None) -> type[BeaconProtocol]:
-    """The public listener's protocol: the header deadline and, with ``beacons``, the inline path."""
-    return type("CollectorHttpProtocol", (BeaconProtocol,), {"header_timeout": float(timeout), "beacons": beacons})
+def protocol_class(timeout: float, beacons=None, counts=None) -> type[BeaconProtocol]:
+    """A listener's protocol: the header deadline, with ``beacons`` the inline path, and with
+    ``counts`` its own error answers counted (``collector_requests_rejected_total`` and
+    ``collector_http_requests_total{route="(protocol)"}``)."""
+    return type("CollectorHttpProtocol", (BeaconProtocol,),
+                {"header_timeout": float(timeout), "beacons": beacons, "counts": counts})

@@ -125,11 +125,11 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
-def _config(app, settings: Settings, beacons=None, **kw) -> uvicorn.Config:
+def _config(app, settings: Settings, beacons=None, counts=None, **kw) -> uvicorn.Config:
     return uvicorn.Config(
         # httptools with a deadline and a size cap on request headers (slow clients); on the public
         # listener, beacons that arrive whole are answered by the protocol itself (collector/http/inline.py)
-        app, loop="uvloop", http=protocol_class(settings.request_timeout_s, beacons),
+        app, loop="uvloop", http=protocol_class(settings.request_timeout_s, beacons, counts),
         # the collector's own trusted-proxy check (collector/http/clientip.py) is the only reader of
         # X-Forwarded-For: uvicorn must not rewrite the client address before it
         proxy_headers=False,
@@ -177,8 +177,8 @@ def _serve(settings: Settings, public_sock: socket.socket, worker: int = 0, work
             log.error("cannot open the internal listener: %s", exc.strerror or exc)
             return 1
         internal_app = WorkerGate(app.state.internal, svc, secret) if secret else app.state.internal
-        internal = InternalServer(_config(internal_app, settings, lifespan="off"))
-    server = Server(_config(app, settings, beacons=app, lifespan="on"), svc, internal)
+        internal = InternalServer(_config(internal_app, settings, counts=svc.counts, lifespan="off"))
+    server = Server(_config(app, settings, beacons=app, counts=svc.counts, lifespan="on"), svc, internal)
     if owner:
         log.info("collector listening on http://%s:%d (storage: %s); internal listener on %s%s%s", settings.host,
                  public_sock.getsockname()[1], "embedded chDB" if settings.embedded else "ClickHouse over HTTP",

@@ -351,3 +351,24 @@ def test_under_fsync_always_every_beacon_waits_for_its_fsync_on_the_asgi_route(t
         assert inline_answers(p) == 0
     finally:
         p.stop()
+
+
+def rejected(proc, status: int) -> int:
+    for line in proc.metrics().splitlines():
+        if line.startswith(f'collector_requests_rejected_total{{status="{status}"}}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def test_the_protocols_own_error_answers_are_counted(proc):
+    bad, big = rejected(proc, 400), rejected(proc, 431)
+    with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", proc.settings.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: c\r\nX-Filler: " + b"a" * 70000)
+        assert s.recv(100).startswith(b"HTTP/1.1 431")
+    assert rejected(proc, 400) == bad + 1 and rejected(proc, 431) == big + 1
+    text = proc.metrics()
+    assert 'collector_http_requests_total{route="(protocol)",status="400"}' in text
+    assert 'collector_http_requests_total{route="(protocol)",status="431"}' in text
