@@ -276,12 +276,7 @@ class BeaconApp:
         deadline = self.deadline
         chunks, size = [], 0
         while True:
-            try:
-                message = await receive()
-            except asyncio.CancelledError:
-                if deadline.claim(task):
-                    raise RequestTimeout(f"request body not received within {deadline.timeout:g} s") from None
-                raise
+            message = await deadline.receive(receive, task)
             if message["type"] != "http.request":  # the client went away: a partial body is not a request
                 raise ClientGone
             chunk = message.get("body", b"")

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from collector.errors import RequestTimeout
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -57,6 +59,15 @@ class BodyDeadline:
         self.expired.discard(task)
         task.uncancel()
         return True
+
+    async def receive(self, receive, task: asyncio.Task):
+        """``receive()`` for ``task``; a cancellation by this deadline becomes ``RequestTimeout`` (408)."""
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if self.claim(task):
+                raise RequestTimeout(f"request body not received within {self.timeout:g} s") from None
+            raise
 
     def watch(self, task: asyncio.Task) -> None:
         self.waiting[task] = time.monotonic() + self.timeout

@@ -109,12 +109,7 @@ class SecurityMiddleware:
         deadline.watch(task)
 
         async def receive_by_deadline():
-            try:
-                message = await receive()
-            except asyncio.CancelledError:
-                if deadline.claim(task):
-                    raise RequestTimeout(f"request body not received within {deadline.timeout:g} s") from None
-                raise
+            message = await deadline.receive(receive, task)
             if not message.get("more_body"):
                 deadline.waiting.pop(task, None)
             return message
