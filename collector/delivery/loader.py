@@ -238,6 +238,11 @@ class Loader:
         # counted once the whole batch is stored: a batch retried after a failure half-way re-sends
         # tables ClickHouse already holds (deduplicated by their tokens) and must not count them twice
         stored = {table: self._insert(table, lines, f"{token}:{table}") for table, lines in by_table.items()}
+        # the writes succeeded: healthy before the checkpoint moves, so whoever sees the backlog empty
+        # (flush_wait) sees storage healthy too
+        if not self.healthy:
+            log.info("storage writes recovered")
+        self.healthy, self.last_error = True, ""
         if undecodable:
             # dead letters count when written: a retried batch finds its token and writes nothing
             self.counts.dead_lettered += self.dead.write(undecodable, "undecodable spool record",
@@ -253,9 +258,6 @@ class Loader:
             self.counts.stored[table] += n
         if erased:
             self.counts.dropped["erased"] += erased
-        if not self.healthy:
-            log.info("storage writes recovered")
-        self.healthy, self.last_error = True, ""
 
     def _insert(self, table: str, lines: list[bytes], token: str) -> int:
         """The spooled JSON goes to ClickHouse as it is (JSONEachRow): no decoding in Python. A batch that
