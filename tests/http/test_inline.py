@@ -181,7 +181,9 @@ def test_a_client_that_half_closes_still_gets_every_answer(proc):
             buf = bytearray()
             first, second = read_response(s, buf), read_response(s, buf)
             assert (first[0], second[0]) == (202, 202)
-            assert second[1]["connection"] == ["close"]
+            # the last answer says close when the FIN was read before it was written; either way the
+            # connection then closes with nothing more sent
+            assert second[1].get("connection", ["close"]) == ["close"]
             assert bytes(buf) + read_until_closed(s) == b""
 
 
@@ -335,7 +337,7 @@ def test_a_full_spool_refuses_inline_beacons_all_or_nothing(tmp_path):
         assert m["collector_events_refused_total{reason=spool_full}"] == len(ledger.refused)
         assert m["collector_http_inline_answers_total"] > 0
         flag.unlink()
-        wait_for(lambda: metrics(p)["collector_spool_unstored_records"] == 0, 30, what="the spool to drain")
+        wait_for(lambda: metrics(p)["collector_spool_unstored_records"] == 0, 90, what="the spool to drain")
         c = assert_quiescent_conservation(p)
         assert c["accepted"] == len(ledger.acked)
         assert len(assert_exactly_once(p, ledger)) == len(ledger.acked)
