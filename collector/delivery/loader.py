@@ -183,8 +183,8 @@ class Loader:
                 self.spool.remove(seg)  # stored earlier; its removal was interrupted
                 continue
             start = cp.offset if seg == cp.seg else 0
-            live = self.spool.is_live(seg)
-            scan = self.spool.read(seg, start, self.batch_size, max_bytes=max(1 << 20, self.batch_size * 1024))
+            live, loadable = self.spool.view(seg)
+            scan = self.spool.read(seg, start, self.batch_size, loadable, max_bytes=max(1 << 20, self.batch_size * 1024))
             if scan.torn and not live:
                 scan.end = self.spool.size(seg)  # unverifiable leftovers of an old segment: skip them
             if scan.records or scan.end > start:

@@ -174,14 +174,21 @@ class Spool:
             return 0
 
     def is_live(self, seg: int) -> bool:
-        """Whether ``seg`` is the segment this process is appending to."""
-        return seg == self.active and self._fd is not None
+        """Whether ``seg`` may still grow: the segment this process appends to, or one a rotation has
+        created on disk but not yet switched to (a higher number)."""
+        return self._fd is not None and seg >= self.active
 
     def loadable(self, seg: int) -> int:
         """Bytes of ``seg`` the loader may read: for the active segment, only what is fsynced."""
-        if seg == self.active and self._fd is not None:
-            return self.synced_size
-        return self.size(seg)
+        return self.view(seg)[1]
+
+    def view(self, seg: int) -> tuple[bool, int]:
+        """``(is_live(seg), loadable(seg))`` read together, so that a rotation between the two cannot
+        make a growing segment look finished and empty (the loader would skip and then delete it)."""
+        with self._lock:
+            if self._fd is not None and seg >= self.active:
+                return True, self.synced_size if seg == self.active else 0
+        return False, self.size(seg)
 
     @property
     def total_bytes(self) -> int:
@@ -396,7 +403,8 @@ class Spool:
         return len(edits)
 
     def remove(self, seg: int) -> None:
-        if seg == self.active and self._fd is not None:
+        """Delete a finished segment (never a live one)."""
+        if self.is_live(seg):
             return
         p = self.path(seg)
         try:

@@ -3,6 +3,7 @@ crash between insert and checkpoint, dead letters, transient failures."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -13,9 +14,11 @@ from collector.counts import Counts
 from collector.delivery import record
 from collector.delivery.checkpoint import CheckpointFile
 from collector.delivery.deadletters import DeadLetters
+from collector.delivery.fileio import FileIO
 from collector.delivery.loader import Loader
 from collector.delivery.spool import Spool
 from collector.faults import FailingStore
+from collector.errors import StorageError
 from collector.storage.store import Store
 from collector.storage import migrate
 from collector.storage.columns import TABLES
@@ -214,4 +217,63 @@ def test_a_batch_failing_half_way_is_counted_once_when_it_is_finally_stored(env,
     drain(loader)
     assert count(store) == 20
     assert counts.stored == {"events": 20, "member_events": 1}  # not 80 events for four attempts
+    spool.close()
+
+
+class BlockingOpen(FileIO):
+    """Spool I/O whose next segment creation stops after the file exists, until released: the
+    moment a rotation has made the new file but not yet switched to it."""
+
+    def __init__(self):
+        self.armed = False
+        self.created = threading.Event()
+        self.release = threading.Event()
+
+    def open_append(self, path) -> int:
+        fd = super().open_append(path)
+        if self.armed:
+            self.armed = False
+            self.created.set()
+            self.release.wait(10)
+        return fd
+
+
+def test_a_rotation_in_progress_never_lets_the_loader_skip_or_remove_a_segment(env, tmp_path):
+    """A segment not yet fsynced reads as empty to the loader, and the next one exists on disk
+    before the spool switches to it: neither may look like a finished segment to skip."""
+    settings, store = env
+    flag = tmp_path / "storage-down"
+    flag.touch()
+    io = BlockingOpen()
+    spool = Spool(settings.data_dir / "spool", segment_bytes=4096, io=io)
+    counts = Recorded()
+    loader = Loader(spool, FailingStore(store, flag), CheckpointFile(settings.data_dir / "checkpoint.json"),
+                    DeadLetters(settings.data_dir / "deadletter", 30), counts, 50, 0)
+    spool.recover(loader.cp.seg, loader.cp.offset)
+    first = spool.active
+    records = [row(i) for i in range(12)]
+    spool.append(records[:6])  # written, not yet fsynced: the loader may not read it
+    io.armed = True
+    writer = threading.Thread(target=spool.append, args=(records[6:],))  # does not fit: a new segment
+    writer.start()
+    assert io.created.wait(10)
+    def step() -> None:
+        try:
+            loader.step()  # storage is down: the batch it finds fails
+        except StorageError:
+            pass
+
+    stepped = threading.Thread(target=step)
+    stepped.start()
+    stepped.join(0.3)
+    io.release.set()
+    writer.join(10)
+    stepped.join(10)
+    assert spool.active == first + 1
+    assert loader.cp.seg <= first, loader.cp
+    assert spool.segments() == [first, first + 1]
+    flag.unlink()
+    spool.sync()
+    drain(loader)
+    assert loader.cp.seg == first + 1 and count(store) == 12
     spool.close()
