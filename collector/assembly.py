@@ -101,7 +101,8 @@ class SpoolTokens:
 def loader_for(settings: Settings, data: DataDir, spool: Spool, store, counts: Counts, **hooks) -> Loader:
     return Loader(spool, SpoolTokens(store, spool_name(data)), CheckpointFile(data.checkpoint),
                   DeadLetters(data.dead_letters, settings.dead_letter_days),
-                  counts, settings.batch_size, settings.flush_interval_ms / 1000, **hooks)
+                  counts, settings.batch_size, settings.flush_interval_ms / 1000,
+                  storage_nice=settings.storage_nice, **hooks)
 
 
 def assemble(settings: Settings, store=None, io: FileIO | None = None, worker: int = 0) -> Parts:

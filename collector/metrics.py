@@ -113,3 +113,10 @@ def counter(name: str, doc: str, values: dict[str, float] | float, label: str = 
 
 def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
+
+
+def gauge_by(name: str, doc: str, values: dict[str, float], label: str) -> GaugeMetricFamily:
+    fam = GaugeMetricFamily(name, doc, labels=[label])
+    for k, v in values.items():
+        fam.add_metric([k], v)
+    return fam

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import logging
 import time
 from typing import Callable
 
+from collector import gcpolicy
 from collector.assembly import Parts, assemble
 from collector.delivery import record
 from collector.erase import erase_member
@@ -19,7 +21,7 @@ from collector.delivery.loader import status
 from collector.delivery.spool import SpoolFull
 from collector.delivery.sync import SharedWrite
 from collector.errors import StorageError, Unavailable
-from collector.metrics import counter, gauge
+from collector.metrics import counter, gauge, gauge_by
 from collector.pipeline import Event
 from collector.settings import Settings, Site
 from collector.storage import migrate
@@ -257,3 +259,11 @@ class Collector:
         age = max(0.0, time.time() - oldest / 1000) if oldest and self.loader.backlog() else 0.0
         yield gauge("collector_oldest_unstored_seconds", "Age of the oldest event not yet stored", age)
         yield gauge("collector_storage_healthy", "1 when the last storage write succeeded", int(self.loader.healthy))
+        pauses = gcpolicy.PAUSES
+        gens = [str(g) for g in range(3)]
+        yield counter("collector_gc_pause_seconds", "Time the process stood still in garbage collections, by generation",
+                      dict(zip(gens, pauses.seconds)), "generation")
+        yield gauge_by("collector_gc_pause_max_seconds", "The longest garbage collection since start, by generation",
+                       dict(zip(gens, pauses.longest)), "generation")
+        yield gauge("collector_gc_frozen_objects", "Objects frozen out of garbage collections after startup",
+                    gc.get_freeze_count())

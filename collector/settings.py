@@ -60,6 +60,9 @@ class Settings:
     segment_bytes: int = 8 << 20
     shutdown_deadline_s: float = 10.0
     dead_letter_days: int = 30
+    # nice value (0-19) of the loader and the embedded engine's threads, so requests get the CPU
+    # first (collector/delivery/priority.py); 0 leaves them at the process's priority
+    storage_nice: int = 10
     # fault drills (tests and operations drills only; see collector/faults.py): off when empty
     fault_store_file: str = ""  # inserts fail while this file exists
     fault_crash_after_insert_file: str = ""  # exit right after the next insert when this file exists
@@ -207,6 +210,8 @@ def validate(s: Settings) -> Settings:
     for name, allowed in choices.items():
         if getattr(s, name) not in allowed:
             raise ConfigError(f"COLLECTOR_{name.upper()}: {getattr(s, name)!r} is not one of {', '.join(allowed)}")
+    if not 0 <= s.storage_nice <= 19:
+        raise ConfigError("COLLECTOR_STORAGE_NICE must be a nice value from 0 (unchanged) to 19")
     if s.internal_port and s.internal_port == s.port:
         raise ConfigError("COLLECTOR_INTERNAL_PORT must differ from COLLECTOR_PORT: the internal listener "
                           "(admin, analyst queries, metrics) is never the public one")

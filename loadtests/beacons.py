@@ -5,7 +5,13 @@
 * the collector: full pipeline, durable spool (fsync ``interval``), loader thread writing to chDB;
 * the same collector with an unreachable storage DSN (``collector-nostore``): the loader retries with
   backoff and never inserts, so the difference between the two is what the loader thread and the
-  embedded engine cost the request path in the same process.
+  embedded engine cost the request path in the same process;
+* the same collector with ``storage_nice = 0`` (``collector-samepriority``): the loader and the
+  engine's threads at the event loop's scheduling priority, as before ``collector.delivery.priority``;
+  its max rate and its p99 at the collector's 70 % rate show what that design changes.
+
+After each max-rate round of a collector with storage, the bench waits for its spool to drain, so its
+backlog of inserts does not run during the next server's round.
 
 Every server receives the same pre-formatted requests (rotating bodies, User-Agents and client
 addresses). Max rates are closed-loop runs, best of ``rounds`` interleaved rounds. Latency is measured
@@ -50,13 +56,17 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
         coll = servers.collector(tmp / "collector", city, asn)
         # storage that never answers: the loader only backs off, the embedded engine is never opened
         nostore = servers.collector(tmp / "nostore", city, asn, clickhouse_dsn="http://127.0.0.1:9/")
+        same = servers.collector(tmp / "samepriority", city, asn, storage_nice=0)
+        storing = {"collector": coll, "collector-samepriority": same}
         try:
             nginx.start()
             bare.start()
             coll.start()
             nostore.start()
+            same.start()
             targets = {"nginx": nginx.url + "/api/event", "bare": bare.url + "/api/event",
-                       "collector": coll.url + "/api/event", "collector-nostore": nostore.url + "/api/event"}
+                       "collector": coll.url + "/api/event", "collector-nostore": nostore.url + "/api/event",
+                       "collector-samepriority": same.url + "/api/event"}
             for url in targets.values():  # warm up: connections, caches, JIT-free but page cache and allocators
                 wrk.run(url, single, warmup_s, CONNECTIONS, THREADS)
             best: dict[str, wrk.Result] = {}
@@ -67,6 +77,8 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
                         f"p99 {res.p99_ms:.2f} ms  errors {res.errors} non-2xx {res.non_2xx}")
                     if name not in best or res.rate > best[name].rate:
                         best[name] = res
+                    if name in storing:
+                        _drain(storing[name], 60)
             out["single"] = {k: vars(v) | {"rate": v.rate, "ok": v.ok} for k, v in best.items()}
 
             wrk.run(coll.url + "/api/batch", batch, warmup_s, CONNECTIONS, THREADS)
@@ -87,12 +99,15 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
             target = 0.7 * best["collector"].rate
             paced = lua("/api/event", mix, 2000, rate=target)
             lat = {}
-            for name in ("collector", "nginx"):
+            for name in ("collector", "collector-samepriority", "nginx"):
+                if name in storing:
+                    _drain(storing[name], 60)
                 res = wrk.run(targets[name], paced, duration_s * 2, LATENCY_CONNECTIONS, THREADS)
                 log(f"  fixed rate {target:.0f}/s {name:9s}: achieved {res.rate:.0f}/s  p50 {res.p50_ms:.2f} ms  "
                     f"p99 {res.p99_ms:.2f} ms  p99.9 {res.p999_ms:.2f} ms  non-2xx {res.non_2xx}")
                 lat[name] = vars(res) | {"rate": res.rate, "ok": res.ok}
             out["latency"] = {"target_rate": target, **lat}
+            same.stop()
             if curve_points:
                 _drain(coll, 60)
                 out["curve"] = _curve(targets, mix, best["collector"].rate, best["bare"].rate, curve_points,
@@ -102,6 +117,7 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
                 s.stop()
             coll.stop()
             nostore.stop()
+            same.stop()
     return out
 
 

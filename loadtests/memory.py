@@ -33,6 +33,7 @@ def _rss_mib() -> float:
 
 
 def measure(seconds: float = 60.0, sample_s: float = 0.5, distinct: int = DISTINCT) -> dict:
+    from collector import gcpolicy
     from collector.http.decode import normalize
     from collector.service import Collector
     from collector.settings import Settings, Site, validate
@@ -55,6 +56,7 @@ def measure(seconds: float = 60.0, sample_s: float = 0.5, distinct: int = DISTIN
 
         async def go() -> int:
             await svc.start()
+            gcpolicy.settle()  # as the server does once started
             n, i = 0, 0
             t0 = time.monotonic()
             next_sample = t0

@@ -95,6 +95,7 @@ def run(requests: int = 4000, passes: int = 7, batch: bool = False) -> dict:
     import uvicorn
     import uvloop
 
+    from collector import gcpolicy
     from collector.http.app import create_app
     from collector.http.inline import protocol_class
     from loadtests import bare
@@ -112,6 +113,7 @@ def run(requests: int = 4000, passes: int = 7, batch: bool = False) -> dict:
             app = create_app(settings)
             svc = app.state.collector
             await svc.start()
+            gcpolicy.settle()  # as the server does once started (both sides share this process)
             try:
                 kw = dict(loop="none", log_config=None, access_log=False, server_header=False, date_header=False,
                           proxy_headers=False, ws="none", lifespan="off")

@@ -22,7 +22,7 @@ from collections import defaultdict
 from typing import Callable
 
 from collector.counts import Counts
-from collector.delivery import record
+from collector.delivery import priority, record
 from collector.delivery.checkpoint import Checkpoint, CheckpointFile
 from collector.delivery.deadletters import DeadLetters
 from collector.delivery.spool import Spool
@@ -34,13 +34,15 @@ log = logging.getLogger("collector.delivery.loader")
 logging.getLogger("clickhouse_connect.driver.transform").setLevel(logging.CRITICAL)
 # reclaim the active segment's space once it is fully stored and at least this big
 ROTATE_STORED_BYTES = 1 << 20
+# how often the loader gives threads the engine started since the last time the storage priority
+SWEEP_S = 5.0
 
 
 class Loader:
     def __init__(self, spool: Spool, store, checkpoints: CheckpointFile, dead: DeadLetters, counts: Counts,
                  batch_size: int = 5000, flush_interval_s: float = 1.0,
                  prepare: Callable[[], None] | None = None, after_insert: Callable[[], None] | None = None,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None, storage_nice: int = 0):
         self.spool = spool
         self.store = store
         self.counts = counts
@@ -65,6 +67,8 @@ class Loader:
         self._waiting_for: int | None = None
         self.lock = threading.Lock()  # held while a batch is read and stored; an erasure takes it to rewrite
         self._expired_at = 0.0
+        self.storage_nice = storage_nice  # nice value of the loader and the engine's threads (0: unchanged)
+        self._swept_at = 0.0
 
     # -- thread ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,6 +98,8 @@ class Loader:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        if self.storage_nice > 0:
+            priority.lower(threading.get_native_id(), self.storage_nice)
         while not self._stop.is_set():
             try:
                 self._maintain()
@@ -129,6 +135,9 @@ class Loader:
 
     def _maintain(self) -> None:
         now = time.monotonic()
+        if self.storage_nice > 0 and now - self._swept_at > SWEEP_S:
+            self._swept_at = now
+            priority.yield_to_requests(self.storage_nice, priority.request_side(self._thread))
         if now - self._expired_at > 3600:
             self._expired_at = now
             self.dead.expire()

@@ -35,7 +35,7 @@ from pathlib import Path
 import uvicorn
 from uvicorn._compat import asyncio_run
 
-from collector import logs
+from collector import gcpolicy, logs
 from collector.http.app import create_app
 from collector.http.inline import protocol_class
 from collector.peers import PeerErasure, start_follower
@@ -51,6 +51,11 @@ class Server(uvicorn.Server):
         self.collector = collector
         self.internal = internal
         self._exit_requested = 0.0
+
+    async def startup(self, sockets=None):
+        await super().startup(sockets=sockets)  # the lifespan: the collector has started
+        if not self.should_exit:
+            gcpolicy.settle()  # startup's objects are never scanned by a collection again
 
     def handle_exit(self, sig, frame):
         if not self._exit_requested:
