@@ -32,3 +32,17 @@ def test_steps_run_in_order_are_timed_and_drops_counted():
     assert out.dropped == {"empty": 1}
     assert p.run([event("c")]).dropped == {}  # each run's outcome is its own: nothing shared between calls
     assert set(p.step_ns) == {"drop_empty", "upper"} and p.names == ["drop_empty", "upper"]
+
+
+def test_single_event_requests_are_timed_one_in_sample_and_counted_that_many_fold():
+    from collector.pipeline.runner import SAMPLE
+
+    p = Pipeline([DropEmpty(), Upper()])
+    ticks = iter(range(10**6))
+    p.clock = lambda: next(ticks)  # every clock read is one tick later
+    for i in range(2 * SAMPLE):
+        out = p.run([event("x" if i % 3 else "")])
+        assert out.dropped == ({} if i % 3 else {"empty": 1})
+    # runs SAMPLE and 2 * SAMPLE were timed: the first passed both steps (one tick each, counted
+    # SAMPLE-fold), the second was dropped by the first step before its time was taken
+    assert dict(p.step_ns) == {"drop_empty": SAMPLE, "upper": SAMPLE}

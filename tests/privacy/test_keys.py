@@ -110,3 +110,21 @@ def test_visitor_keys_are_destroyed_on_a_timer_and_at_startup_without_anonymous_
         assert after > before
     finally:
         assert proc.stop() == 0
+
+
+def test_mac_is_hmac_sha256_for_any_key_and_parts():
+    import hmac
+    import random
+
+    from collector.privacy.keys import Key
+
+    rnd = random.Random(4)
+    for n in (1, 16, 32, 63, 64, 65, 200):  # shorter than, equal to and longer than SHA-256's block
+        secret = rnd.randbytes(n)
+        key = Key("k", "visitor", 0, 1, secret)
+        for parts in (("visitor", "example.org", "cid.1"), ("network", "x", "10.0.0.0"), ("", ), ("é", "\x1f", "日本")):
+            want = hmac.digest(secret, "\x1f".join(parts).encode(), "sha256")[:16].hex()
+            assert mac(key, *parts) == want
+            assert mac(key, *parts) == want  # again, from the states kept on the key
+    other = Key("k", "visitor", 0, 1, b"\x01" * 32)
+    assert mac(other, "a") != mac(Key("k", "visitor", 0, 1, b"\x02" * 32), "a")
