@@ -35,6 +35,10 @@ class Event:
     # facts derived from the request's address and User-Agent, computed once for all the events of
     # one request (a batch shares them); it lives and dies with the request, like ``ip`` itself
     shared: dict[Any, Any] = field(default_factory=dict)
+    # the page's remembered outcome (``collector.pipeline.page``): the scrubbed page fields, or None;
+    # on a miss, the keyed hash under which the scrub step remembers them
+    page: tuple[str, ...] | None = None
+    page_key: bytes | None = None
 
     def derived(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per request for ``key``; later events of the request reuse the value."""

@@ -32,6 +32,9 @@ class ReferrerStep:
     name = "referrer"
 
     def __call__(self, ev: Event) -> Event:
+        if ev.page is not None:
+            ev.row["referrer_host"], ev.row["referrer_source"] = ev.page[3], ev.page[4]
+            return ev
         raw = ev.payload.get("referrer") or ""
         host = ""
         if raw:

@@ -95,13 +95,15 @@ def build_pipeline(settings, keys, consent) -> Pipeline:
     """The product's pipeline, in order. Each step owns one module and one settings section."""
     from collector.pipeline import bots, geo, identity, isp, payload, pseudonym, referrer, scrub, sitesearch, url, useragent, utm
     from collector.pipeline import applocation, gpc, origin
+    from collector.pipeline.page import PageMemo
 
+    pages = PageMemo()  # shared by the steps that make the page fields (url … scrub)
     return Pipeline(
         [
             origin.OriginStep(origin.OriginPolicy(settings.sites)),
             payload.PayloadStep(settings),
             gpc.GpcStep(),
-            url.UrlStep(),
+            url.UrlStep(pages),
             bots.BotStep(),
             useragent.UserAgentStep(),
             geo.GeoStep(settings),
@@ -110,7 +112,7 @@ def build_pipeline(settings, keys, consent) -> Pipeline:
             referrer.ReferrerStep(),
             utm.UtmStep(),
             sitesearch.SiteSearchStep(),
-            scrub.ScrubStep(),
+            scrub.ScrubStep(pages),
             identity.IdentityStep(keys, consent, settings),
             pseudonym.PseudonymStep(keys, settings),
         ]

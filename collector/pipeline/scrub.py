@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from collector.settings import DEFAULT_QUERY_ALLOW, Site
 from collector.pipeline.event import Event
+from collector.pipeline.page import PageMemo
 from collector.privacy.scrub import Scrubber
 from collector.pipeline.urls import split
 
@@ -103,8 +104,9 @@ def _url_like(value: str) -> bool:
 class ScrubStep:
     name = "scrub"
 
-    def __init__(self):
+    def __init__(self, pages: PageMemo | None = None):
         self._by_site: dict[str, Scrubbers] = {}
+        self.pages = pages  # where the page fields' outcome is remembered (``collector.pipeline.page``)
 
     def scrubbers(self, site: Site) -> Scrubbers:
         s = self._by_site.get(site.domain)
@@ -154,6 +156,26 @@ class ScrubStep:
         sc = scs.sc
         row = ev.row
         row["name"] = scs.name(row["name"])
+        if ev.page is None:  # on a remembered page its fields are already the scrubbed ones
+            self.page(scs, ev, row)
+            if self.pages is not None:
+                self.pages.keep(ev)
+        if row["title"]:
+            row["title"] = scs.title(row["title"])
+        if row["click_text"]:
+            row["click_text"] = scs.click(row["click_text"])
+        if row["link_url"]:
+            row["link_url"] = scs.link(row["link_url"])
+        if row["props"]:
+            row["props"] = {sc.text(k, 64): self.prop(scs, v) for k, v in row["props"].items()}
+        for f in ("app_version", "device_model"):
+            if row.get(f):
+                row[f] = scs.app(row[f])
+        return ev
+
+    @staticmethod
+    def page(scs: Scrubbers, ev: Event, row: dict) -> None:
+        """The page fields: host, path, allow-listed query, referrer, campaign, search term."""
         row["host"] = scs.host(row["host"])
         row["path"] = scs.path(row["path"])
         qv = scs.query_value
@@ -182,15 +204,3 @@ class ScrubStep:
                 row[f] = qv(row[f])
         if row["search_term"]:
             row["search_term"] = scs.search(row["search_term"])
-        if row["title"]:
-            row["title"] = scs.title(row["title"])
-        if row["click_text"]:
-            row["click_text"] = scs.click(row["click_text"])
-        if row["link_url"]:
-            row["link_url"] = scs.link(row["link_url"])
-        if row["props"]:
-            row["props"] = {sc.text(k, 64): self.prop(scs, v) for k, v in row["props"].items()}
-        for f in ("app_version", "device_model"):
-            if row.get(f):
-                row[f] = scs.app(row[f])
-        return ev

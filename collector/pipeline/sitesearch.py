@@ -11,6 +11,9 @@ class SiteSearchStep:
     name = "sitesearch"
 
     def __call__(self, ev: Event) -> Event:
+        if ev.page is not None:
+            ev.row["search_term"] = ev.page[10]
+            return ev
         term = ev.payload.get("search") or ""
         if not term and ev.row["name"] == "pageview":
             for param in ev.site.search_params:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collector.pipeline.event import Event
+from collector.pipeline.page import UTM
 
 FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
@@ -11,6 +12,9 @@ class UtmStep:
     name = "utm"
 
     def __call__(self, ev: Event) -> Event:
+        if ev.page is not None:
+            ev.row.update(zip(FIELDS, ev.page[UTM]))
+            return ev
         q = ev.query
         for f in FIELDS:
             ev.row[f] = q.get(f, "")[:256]
