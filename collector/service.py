@@ -51,6 +51,9 @@ class Collector:
         self.loader = parts.loader
         self.sync = parts.sync
         self.writer = SharedWrite(parts.spool)  # requests of one event-loop turn share one write()
+        # requests answered inline in this event-loop turn, waiting for the pipeline at its end (_run_turn)
+        self._turn: list[tuple[list[Event], int, Callable[[BaseException | None], None]]] = []
+        self.shared_runs = 0  # requests that went through the pipeline with others of their turn
         self.admin_token = parts.admin_token
         self.analyst_token = parts.analyst_token
         self.peers = None  # with several workers: blanks a member's records in the other workers' spools
@@ -158,10 +161,37 @@ class Collector:
     def ingest_soon(self, groups: list[tuple[Site, list[dict]]], ip: str, user_agent: str, gpc: bool,
                     origin: str | None, done: Callable[[BaseException | None], None]) -> None:
         """``ingest`` for a caller that cannot await (the inline beacon path): ``done(None)`` once the
-        events are spooled, ``done(exc)`` with the refusal otherwise, now or at the end of this
-        event-loop turn. Only for a policy that answers after ``write()`` (``answers_after_write``)."""
+        events are spooled, ``done(exc)`` with the refusal otherwise, at the end of this event-loop
+        turn. Only for a policy that answers after ``write()`` (``answers_after_write``).
+
+        The requests that arrive in one turn go through the pipeline together at its end
+        (``Pipeline.run_many``: step by step over all their events, as a batch), each with its own
+        outcome, then join the turn's shared write; under load a turn holds many requests."""
         assert not self.sync.waits
-        records, events, dropped = self._process(groups, ip, user_agent, gpc, origin)
+        events, now_ms = self._events(groups, ip, user_agent, gpc, origin)
+        if not self._turn:
+            asyncio.get_running_loop().call_soon(self._run_turn)
+        self._turn.append((events, now_ms, done))
+
+    def _run_turn(self) -> None:
+        turn, self._turn = self._turn, []
+        if len(turn) == 1:
+            outcomes = None
+        else:
+            self.shared_runs += len(turn)
+            try:
+                outcomes = self.pipeline.run_many([events for events, _, _ in turn])
+            except Exception:  # noqa: BLE001 - a step failed: each request on its own, each its own answer
+                outcomes = None
+        for k, (events, now_ms, done) in enumerate(turn):
+            try:
+                outcome = self.pipeline.run(events) if outcomes is None else outcomes[k]
+            except Exception as exc:  # noqa: BLE001 - answered by the caller (500, named)
+                done(exc)
+                continue
+            self._submit(self._records(outcome, now_ms), len(events), outcome.dropped, done)
+
+    def _submit(self, records: list[bytes], events: int, dropped, done) -> None:
         if not records:
             self._acknowledged(events, dropped)
             done(None)
@@ -176,17 +206,24 @@ class Collector:
 
         self.writer.submit(records, written)
 
-    def _process(self, groups, ip: str, user_agent: str, gpc: bool, origin: str | None):
+    def _events(self, groups, ip: str, user_agent: str, gpc: bool, origin: str | None) -> tuple[list[Event], int]:
         if self.state is State.STOPPED:
             raise Unavailable("shutting down", retry_after=1)
         now_ms = int(time.time() * 1000)
         shared: dict = {}  # what all events of this request derive from its address and User-Agent
-        events = [Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now_ms, gpc=gpc,
-                        origin=origin, shared=shared)
-                  for site, payloads in groups for p in payloads]
-        outcome = self.pipeline.run(events)
+        return [Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now_ms, gpc=gpc,
+                      origin=origin, shared=shared)
+                for site, payloads in groups for p in payloads], now_ms
+
+    @staticmethod
+    def _records(outcome, now_ms: int) -> list[bytes]:
         encode = record.encode
-        return [encode(ev.table, ev.row, now_ms) for ev in outcome.events], len(events), outcome.dropped
+        return [encode(ev.table, ev.row, now_ms) for ev in outcome.events]
+
+    def _process(self, groups, ip: str, user_agent: str, gpc: bool, origin: str | None):
+        events, now_ms = self._events(groups, ip, user_agent, gpc, origin)
+        outcome = self.pipeline.run(events)
+        return self._records(outcome, now_ms), len(events), outcome.dropped
 
     def _acknowledged(self, events: int, dropped) -> None:
         self.counts.dropped.update(dropped)
@@ -245,6 +282,8 @@ class Collector:
         yield gauge("collector_spool_unstored_records", "Spool records not yet stored", self.unstored_records())
         yield counter("collector_links_refused", "Identity tokens that did not link, by reason",
                       dict(self.identity.refused), "reason")
+        yield counter("collector_pipeline_shared_requests", "Requests whose events went through the pipeline "
+                      "together with other requests of the same event-loop turn", self.shared_runs)
         yield counter("collector_pipeline_step_seconds", "Time spent in each pipeline step",
                       {k: v / 1e9 for k, v in self.pipeline.step_ns.items()}, "step")
         yield gauge("collector_spool_bytes", "Bytes in the spool", self.spool.total_bytes)

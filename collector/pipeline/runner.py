@@ -91,6 +91,30 @@ class Pipeline:
         return out
 
 
+    def run_many(self, requests: list[list[Event]]) -> list[Outcome]:
+        """Several requests' events through the steps together, step by step as one batch (each step's
+        code and memories stay hot across them, and the clock is read twice per step for all), each
+        request keeping its own outcome: its events in order and its drops."""
+        outs = [Outcome() for _ in requests]
+        live = [(outs[i], ev) for i, evs in enumerate(requests) for ev in evs]
+        clock, spent = self.clock, self.step_ns
+        t0 = clock()
+        for step in self.steps:
+            nxt = []
+            for out, event in live:
+                try:
+                    nxt.append((out, step(event)))
+                except Dropped as drop:
+                    out.dropped[drop.reason] = out.dropped.get(drop.reason, 0) + 1
+            live = nxt
+            t1 = clock()
+            spent[step.name] += t1 - t0
+            t0 = t1
+        for out, event in live:
+            out.events.append(event)
+        return outs
+
+
 def build_pipeline(settings, keys, consent) -> Pipeline:
     """The product's pipeline, in order. Each step owns one module and one settings section."""
     from collector.pipeline import bots, geo, identity, isp, payload, pseudonym, referrer, scrub, sitesearch, url, useragent, utm

@@ -374,3 +374,89 @@ def test_the_protocols_own_error_answers_are_counted(proc):
     text = proc.metrics()
     assert 'collector_http_requests_total{route="(protocol)",status="400"}' in text
     assert 'collector_http_requests_total{route="(protocol)",status="431"}' in text
+
+
+class _Transport:
+    """An in-memory transport: what the protocol writes is kept, nothing is sent."""
+
+    def __init__(self):
+        self.out = bytearray()
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def get_extra_info(self, name: str, default=None):
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def set_write_buffer_limits(self, *a, **k) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_path):
+    """Requests arriving in the same event-loop turn on different connections go through the pipeline
+    together; each gets the answer, the drops and the stored rows it would get alone."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from collector.http.app import create_app
+    from collector.http.inline import protocol_class
+
+    settings = make_settings(tmp_path / "data", rate_burst=10000)
+    bot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    sent = []
+    for i in range(12):
+        body = event(f"/turn-{i}")
+        ua = bot if i == 3 else UA
+        if i == 5:
+            body = event("/turn-x", "unknown.example")
+        if i == 7:
+            body = json.dumps([json.loads(event("/turn-7a")), json.loads(event("/turn-7b"))]).encode()
+        path = "/api/batch" if i == 7 else "/api/event"
+        sent.append((f"POST {path} HTTP/1.1\r\nHost: c\r\nUser-Agent: {ua}\r\nX-Forwarded-For: 81.2.69.{i + 1}\r\n"
+                     f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+
+    async def go():
+        app = create_app(settings)
+        svc = app.state.collector
+        await svc.start()
+        try:
+            config = uvicorn.Config(app, http=protocol_class(settings.request_timeout_s, app), loop="none",
+                                    log_config=None, access_log=False, lifespan="off", proxy_headers=False)
+            config.load()
+            state = ServerState()
+            conns = []
+            for raw in sent:
+                p, t = config.http_protocol_class(config=config, server_state=state, app_state={}), _Transport()
+                p.connection_made(t)
+                conns.append((p, t))
+            for (p, _), raw in zip(conns, sent):
+                p.data_received(raw)  # all before the loop runs: one turn
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert svc.shared_runs == 11  # every request but the refused one (no pipeline for it)
+            assert svc.loader.flush_wait(30)
+            rows = svc.store.query_rows("SELECT path FROM events WHERE path LIKE '/turn-%' ORDER BY path")
+            return [t.out for _, t in conns], sorted(r[0] for r in rows), dict(svc.counts.dropped), svc.counts.accepted
+        finally:
+            await svc.stop()
+
+    outs, paths, dropped, accepted = asyncio.run(go())
+    statuses = [int(o.split(b" ", 2)[1]) for o in outs]
+    assert statuses == [202] * 5 + [422] + [202] * 6  # 422: the unknown site
+    assert paths == sorted([f"/turn-{i}" for i in range(12) if i not in (3, 5, 7)] + ["/turn-7a", "/turn-7b"])
+    assert dropped.get("bot") == 1 and accepted == 12

@@ -46,3 +46,11 @@ def test_single_event_requests_are_timed_one_in_sample_and_counted_that_many_fol
     # runs SAMPLE and 2 * SAMPLE were timed: the first passed both steps (one tick each, counted
     # SAMPLE-fold), the second was dropped by the first step before its time was taken
     assert dict(p.step_ns) == {"drop_empty": SAMPLE, "upper": SAMPLE}
+
+
+def test_several_requests_run_together_each_keeping_its_own_outcome():
+    p = Pipeline([DropEmpty(), Upper()])
+    outs = p.run_many([[event("a"), event("")], [event("")], [event("b"), event("c")], []])
+    assert [[ev.row["x"] for ev in o.events] for o in outs] == [["A"], [], ["B", "C"], []]
+    assert [o.dropped for o in outs] == [{"empty": 1}, {"empty": 1}, {}, {}]
+    assert set(p.step_ns) == {"drop_empty", "upper"}
