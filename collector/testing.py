@@ -155,6 +155,13 @@ class CollectorProcess:
     def metrics(self) -> str:
         return self.internal("GET", "/metrics").text
 
+    def query_raw(self, sql: str, fmt: str = "TabSeparated") -> bytes:
+        """A query's answer as the bytes the collector sent: aggregate states and other binary
+        columns stay as they are stored, for greps that must not depend on decoding."""
+        resp = self.admin("POST", "/admin/query", json={"sql": sql, "format": fmt})
+        resp.raise_for_status()
+        return resp.content
+
     def query(self, sql: str) -> list[dict]:
         import json
 
