@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Callable
 from urllib.parse import parse_qsl
 
@@ -39,10 +40,11 @@ log = logging.getLogger("collector")
 EVENT, BATCH, PIXEL = "/api/event", "/api/batch", "/p.gif"
 ROUTES = {EVENT: b"POST", BATCH: b"POST", PIXEL: b"GET"}
 METHODS = {EVENT: "POST", BATCH: "POST", PIXEL: "GET"}
-_BASE = [*SECURITY_HEADERS, VARY]
-ACCEPTED_HEADERS = [(b"content-length", b"2"), (b"content-type", b"text/plain; charset=utf-8")]
-GIF_HEADERS = [(b"cache-control", b"no-store"), (b"content-length", str(len(GIF)).encode()),
-               (b"content-type", b"image/gif")]
+# header tuples (hashable: the inline path keeps each distinct answer head's bytes, collector.http.inline)
+_BASE = (*SECURITY_HEADERS, VARY)
+ACCEPTED_HEADERS = ((b"content-length", b"2"), (b"content-type", b"text/plain; charset=utf-8"))
+GIF_HEADERS = ((b"cache-control", b"no-store"), (b"content-length", str(len(GIF)).encode()),
+               (b"content-type", b"image/gif"))
 _WANTED = frozenset({b"user-agent", b"x-forwarded-for", b"sec-gpc", b"dnt", b"content-type", b"content-length",
                      b"origin", b"referer"})
 
@@ -64,6 +66,19 @@ class _Request:
         self.clen: bytes | None = None
         self.origin: bytes | None = None
         self.referer: bytes | None = None
+
+
+class _Inline:
+    """An inline beacon between its arrival and its answer (``BeaconApp._run_front``)."""
+
+    __slots__ = ("scope", "body", "respond", "t0", "req", "ip", "ua", "args", "answered")
+
+    def __init__(self, scope, body: bytes, respond, t0: float):
+        self.scope, self.body, self.respond, self.t0 = scope, body, respond, t0
+        self.req: _Request | None = None
+        self.ip = self.ua = ""
+        self.args: tuple | None = None  # the arguments of ``Collector.ingest_soon``
+        self.answered = False
 
 
 def read_headers(scope) -> _Request:
@@ -116,7 +131,8 @@ class BeaconApp:
         self.deadline = BodyDeadline(request_timeout_s)
         self.rejected = collector.counts.rejected
         self.http = collector.counts.http
-        self._cors: dict[bytes, list] = {}  # allowed Origin value -> response headers (bounded)
+        self._cors: dict[bytes, tuple] = {}  # allowed Origin value -> response headers (bounded)
+        self._front: list[_Inline] = []  # inline beacons of this event-loop turn (``_run_front``)
 
     def __getattr__(self, name):  # ``state``, ``routes``, ``router``, … are the Starlette app's
         return getattr(self.app, name)
@@ -145,57 +161,78 @@ class BeaconApp:
     def inline(self, scope, body: bytes, respond: Callable[[int, list, bytes], None]) -> None:
         """A beacon whose request has fully arrived, answered without a task (``collector.http.inline``):
         the same checks, pipeline and answers as ``__call__``; ``respond(status, headers, body)`` is
-        called once, now or at the end of this event-loop turn once the events are written."""
-        t0 = time.perf_counter()
-        path = scope["path"]
-        req = read_headers(scope)
-        answered = False
+        called once, at the end of this event-loop turn (a refusal) or once its events are written.
 
-        def done(error: BaseException | None) -> None:
-            nonlocal answered
-            if answered:
-                return
-            answered = True
-            status, headers, out = self._answer(path, req, error)
-            respond(status, headers, out)
-            self.http.observe(path, status, time.perf_counter() - t0)
+        The beacons of one turn are taken together at its end (``_run_front``), stage by stage over
+        all of them, as the pipeline takes their events (``Collector.ingest_soon``): each keeps its
+        own outcome, in arrival order."""
+        if not self._front:
+            asyncio.get_running_loop().call_soon(self._run_front)
+        self._front.append(_Inline(scope, body, respond, time.perf_counter()))
 
-        try:
-            if path == PIXEL:
-                args = self._pixel(scope, req)
-            else:
-                ip, ua = self._admit(scope, req)
-                limit = self.settings.max_body_bytes
-                self._check_declared_size(req, limit)
-                if len(body) > limit:
+    def _run_front(self) -> None:
+        front, self._front = self._front, []
+        for r in front:
+            r.req = read_headers(r.scope)
+        # the client, its rate limit and the content type, before any body is read
+        for r in front:
+            try:
+                if r.scope["path"] == PIXEL:
+                    r.args = self._pixel(r.scope, r.req)
+                else:
+                    r.ip, r.ua = self._admit(r.scope, r.req)
+            except Exception as exc:  # noqa: BLE001 - every error is answered by _answer
+                self._done(r, exc)
+        limit = self.settings.max_body_bytes
+        for r in front:
+            if r.answered or r.args is not None:
+                continue
+            try:
+                self._check_declared_size(r.req, limit)
+                if len(r.body) > limit:
                     raise PayloadTooLarge(f"body larger than {limit} bytes")
-                args = self._events(body, path == BATCH, ip, ua, req)
-            self.collector.ingest_soon(*args, done)
-        except Exception as exc:  # noqa: BLE001 - every error is answered by _answer
-            done(exc)
+                r.args = self._events(r.body, r.scope["path"] == BATCH, r.ip, r.ua, r.req)
+            except Exception as exc:  # noqa: BLE001
+                self._done(r, exc)
+        ingest, done = self.collector.ingest_soon, self._done
+        for r in front:
+            if r.answered:
+                continue
+            try:
+                ingest(*r.args, partial(done, r))
+            except Exception as exc:  # noqa: BLE001
+                self._done(r, exc)
 
-    def _answer(self, path: str, req: _Request, error: BaseException | None) -> tuple[int, list, bytes]:
+    def _done(self, r: _Inline, error: BaseException | None) -> None:
+        if r.answered:
+            return
+        r.answered = True
+        path = r.scope["path"]
+        status, headers, out = self._answer(path, r.req, error)
+        r.respond(status, headers, out)
+        self.http.observe(path, status, time.perf_counter() - r.t0)
+
+    def _answer(self, path: str, req: _Request, error: BaseException | None) -> tuple[int, tuple, bytes]:
         """The status, headers and body for a beacon's outcome (``None``: accepted), counted."""
         if error is None:
             status, headers, body = (200, GIF_HEADERS, GIF) if path == PIXEL else (202, ACCEPTED_HEADERS, b"ok")
         elif isinstance(error, CollectorError):
             resp = error_response(error)
-            status, headers, body = resp.status_code, resp.raw_headers, resp.body
+            status, headers, body = resp.status_code, tuple(resp.raw_headers), resp.body
         else:  # answered 500 naming only the class, logged like Starlette's
             log.error("unexpected error on %s", path, exc_info=error)
-            status, headers, body = 500, [(b"content-type", b"application/json")], \
-                b'{"error":"internal","message":"%s"}' % type(error).__name__.encode()
-            headers = [(b"content-length", str(len(body)).encode()), *headers]
+            body = b'{"error":"internal","message":"%s"}' % type(error).__name__.encode()
+            status, headers = 500, ((b"content-length", str(len(body)).encode()), (b"content-type", b"application/json"))
         headers = headers + self._headers_for(req.origin)
         if status >= 400:
             self.rejected[status] += 1
         # 408/413: the rest of the body is not read, do not keep the connection; draining: every answer
         # closes (one header line either way)
         if status in (408, 413) or self.collector.draining:
-            headers.append(CLOSE)
+            headers += (CLOSE,)
         return status, headers, body
 
-    def _headers_for(self, origin: bytes | None) -> list:
+    def _headers_for(self, origin: bytes | None) -> tuple:
         if origin is None:
             return _BASE
         hit = self._cors.get(origin)
@@ -205,7 +242,7 @@ class BeaconApp:
             return _BASE
         if len(self._cors) >= 1024:
             self._cors.clear()
-        out = self._cors[origin] = [*SECURITY_HEADERS, (b"access-control-allow-origin", origin), VARY]
+        out = self._cors[origin] = (*SECURITY_HEADERS, (b"access-control-allow-origin", origin), VARY)
         return out
 
     def _client(self, scope, req: _Request) -> tuple[str, str]:

@@ -120,31 +120,54 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
         assert self.beacons is not None
         stats = self.beacons.http
 
-        def respond(status: int, headers: list, body: bytes) -> None:
+        def respond(status: int, headers: tuple, body: bytes) -> None:
             if cycle.response_complete:
                 return
             cycle.response_complete = True
             if cycle.disconnected or transport.is_closing():
                 return
-            close = not cycle.keep_alive
-            out = [STATUS_LINE[status]]
-            for name, value in self.server_state.default_headers:
-                out += [name, b": ", value, b"\r\n"]
-            for name, value in headers:
-                if name == b"connection" and value.lower() == b"close":
-                    close = True
-                    continue
-                out += [name, b": ", value, b"\r\n"]
-            if close:
-                out.append(CONNECTION_CLOSE)
-            out += [b"\r\n", body]
-            transport.write(b"".join(out))
+            head, close = _head(self.server_state.default_headers, status, headers, not cycle.keep_alive)
+            transport.write(head + body)
             stats.inline += 1
             if close:
                 transport.close()
             self.on_response_complete()
 
         self.beacons.inline(cycle.scope, bytes(cycle.body), respond)
+
+
+_heads: dict[tuple, tuple[bytes, bool]] = {}  # (status, headers, close) -> (the answer's head, close)
+_heads_for: list = []  # the server's default headers the heads were made with (uvicorn renews them)
+MAX_HEADS = 512
+
+
+def _head(default_headers: list, status: int, headers: tuple, close: bool) -> tuple[bytes, bool]:
+    """The status line and header block of an inline answer, and whether the connection closes after
+    it; the same few answers repeat, so each distinct one is made once."""
+    global _heads_for
+    if default_headers is not _heads_for:
+        _heads.clear()
+        _heads_for = default_headers
+    key = (status, headers, close)
+    hit = _heads.get(key)
+    if hit is not None:
+        return hit
+    out = [STATUS_LINE[status]]
+    for name, value in default_headers:
+        out += [name, b": ", value, b"\r\n"]
+    for name, value in headers:
+        if name == b"connection" and value.lower() == b"close":
+            close = True
+            continue
+        out += [name, b": ", value, b"\r\n"]
+    if close:
+        out.append(CONNECTION_CLOSE)
+    out.append(b"\r\n")
+    hit = (b"".join(out), close)
+    if len(_heads) >= MAX_HEADS:
+        _heads.clear()
+    _heads[key] = hit
+    return hit
 
 
 def protocol_class(timeout: float, beacons=None, counts=None) -> type[BeaconProtocol]:

@@ -406,8 +406,9 @@ class _Transport:
 
 
 def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_path):
-    """Requests arriving in the same event-loop turn on different connections go through the pipeline
-    together; each gets the answer, the drops and the stored rows it would get alone."""
+    """Requests arriving in the same event-loop turn on different connections are taken together,
+    stage by stage (client and rate limit, body, pipeline); each gets the answer, the drops and the
+    stored rows it would get alone, refusals at any stage included."""
     import asyncio
 
     import uvicorn
@@ -426,9 +427,12 @@ def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_p
             body = event("/turn-x", "unknown.example")
         if i == 7:
             body = json.dumps([json.loads(event("/turn-7a")), json.loads(event("/turn-7b"))]).encode()
+        if i == 9:
+            body = b'{"n": "pageview", "u": '  # not JSON
+        ctype = "application/xml" if i == 10 else "text/plain"
         path = "/api/batch" if i == 7 else "/api/event"
         sent.append((f"POST {path} HTTP/1.1\r\nHost: c\r\nUser-Agent: {ua}\r\nX-Forwarded-For: 81.2.69.{i + 1}\r\n"
-                     f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+                     f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
 
     async def go():
         app = create_app(settings)
@@ -448,7 +452,7 @@ def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_p
                 p.data_received(raw)  # all before the loop runs: one turn
             for _ in range(20):
                 await asyncio.sleep(0)
-            assert svc.shared_runs == 11  # every request but the refused one (no pipeline for it)
+            assert svc.shared_runs == 9  # every request but the refused ones (no pipeline for them)
             assert svc.loader.flush_wait(30)
             rows = svc.store.query_rows("SELECT path FROM events WHERE path LIKE '/turn-%' ORDER BY path")
             return [t.out for _, t in conns], sorted(r[0] for r in rows), dict(svc.counts.dropped), svc.counts.accepted
@@ -457,6 +461,7 @@ def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_p
 
     outs, paths, dropped, accepted = asyncio.run(go())
     statuses = [int(o.split(b" ", 2)[1]) for o in outs]
-    assert statuses == [202] * 5 + [422] + [202] * 6  # 422: the unknown site
-    assert paths == sorted([f"/turn-{i}" for i in range(12) if i not in (3, 5, 7)] + ["/turn-7a", "/turn-7b"])
-    assert dropped.get("bot") == 1 and accepted == 12
+    # 422: the unknown site, 400: the body is not JSON, 415: the content type
+    assert statuses == [202] * 5 + [422] + [202] * 3 + [400, 415, 202]
+    assert paths == sorted([f"/turn-{i}" for i in range(12) if i not in (3, 5, 7, 9, 10)] + ["/turn-7a", "/turn-7b"])
+    assert dropped.get("bot") == 1 and accepted == 10
