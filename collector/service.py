@@ -173,8 +173,16 @@ class Collector:
             asyncio.get_running_loop().call_soon(self._run_turn)
         self._turn.append((events, now_ms, done))
 
+    def end_turn(self) -> None:
+        """Run the requests ``ingest_soon`` has queued in this turn now (a caller that queued the
+        turn's last one); otherwise they run at the end of the turn."""
+        if self._turn:
+            self._run_turn()
+
     def _run_turn(self) -> None:
         turn, self._turn = self._turn, []
+        if not turn:
+            return
         if len(turn) == 1:
             outcomes = None
         else:
@@ -226,7 +234,8 @@ class Collector:
         return self._records(outcome, now_ms), len(events), outcome.dropped
 
     def _acknowledged(self, events: int, dropped) -> None:
-        self.counts.dropped.update(dropped)
+        if dropped:
+            self.counts.dropped.update(dropped)
         self.counts.accepted += events
 
     async def spool_records(self, records: list[bytes]) -> None:

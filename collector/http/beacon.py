@@ -202,6 +202,7 @@ class BeaconApp:
                 ingest(*r.args, partial(done, r))
             except Exception as exc:  # noqa: BLE001
                 self._done(r, exc)
+        self.collector.end_turn()  # the pipeline for all of them, now
 
     def _done(self, r: _Inline, error: BaseException | None) -> None:
         if r.answered:

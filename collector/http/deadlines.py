@@ -17,7 +17,9 @@ send a reset, and a client still writing its body would see that instead of the 
 
 Neither arms a timer per request: a request records its start, and one sweeper task per process
 looks at the open connections and receiving requests a few times per deadline, then sleeps again,
-and stops while there is nothing to watch.
+and stops while there is nothing to watch. The same sweeper closes keep-alive connections idle for
+longer than uvicorn's ``timeout_keep_alive`` (to within a sweep interval), where uvicorn arms and
+cancels a timer for every answer.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._body_pending = False  # headers of the current request read, its body not yet whole
         self._draining: float | None = None  # when the drain started
         self._drained = 0
+        self._idle_since: float | None = None  # answered, waiting for the next request (keep-alive)
         key = (self.loop, id(self.connections))
         if key not in self._sweepers:
             self._sweepers[key] = self.loop.create_task(self._sweep(key))
@@ -171,10 +174,22 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = None
 
     def on_response_complete(self) -> None:
-        if self._draining is not None:
-            self.server_state.total_requests += 1
+        # uvicorn's, with the keep-alive deadline left to the sweeper instead of a timer per answer
+        self.server_state.total_requests += 1
+        if self._draining is not None or self.transport.is_closing():
             return
-        super().on_response_complete()
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._idle_since = time.monotonic()
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+        if self.timeout_keep_alive_task is not None:
+            super()._unset_keepalive_if_required()
 
     def eof_received(self):
         if self._draining is not None:
@@ -189,15 +204,20 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
     async def _sweep(self, key) -> None:
-        interval = _sweep_interval(self.header_timeout)
+        interval = _sweep_interval(min(self.header_timeout, self.timeout_keep_alive))
         try:
             while self.connections:
                 await asyncio.sleep(interval)
-                cutoff = time.monotonic() - self.header_timeout
+                now = time.monotonic()
+                cutoff, idle_cutoff = now - self.header_timeout, now - self.timeout_keep_alive
                 for conn in list(self.connections):
                     since = getattr(conn, "_hdr_since", None)
                     if since is not None and since <= cutoff:
                         conn._refuse(TIMEOUT_408)
+                    idle = getattr(conn, "_idle_since", None)
+                    if idle is not None and idle <= idle_cutoff:
+                        conn._idle_since = None
+                        conn.timeout_keep_alive_handler()
                     draining = getattr(conn, "_draining", None)
                     if draining is not None and draining <= cutoff and not conn.transport.is_closing():
                         conn.transport.close()

@@ -24,8 +24,7 @@ ALIASES = {
     "sd": "scroll_depth", "revenue": "revenue", "$": "revenue", "v": "version",
     "gpc": "gpc", "country": "country", "region": "region",
 }
-STRINGS = ("name", "url", "domain", "referrer", "cid", "identity", "search", "title", "link", "text",
-           "platform", "app_version", "device_model", "screen", "country", "region")
+# the string fields and their longest values
 LIMITS = {"name": 120, "url": 2048, "domain": 253, "referrer": 2048, "cid": 64, "identity": 2048,
           "search": 256, "title": 512, "link": 2048, "text": 512, "platform": 32, "app_version": 32,
           "device_model": 64, "screen": 256, "country": 8, "region": 16}
@@ -103,15 +102,20 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
         if canon is None or canon in IGNORED:
             continue
         ev[canon] = value
-    for key in STRINGS:
-        v = ev.get(key)
-        if v is None:
-            ev.pop(key, None)
+    absent = None  # string fields sent as null: as if not sent
+    for key, v in ev.items():
+        limit = LIMITS.get(key)
+        if limit is None:
             continue
-        if not isinstance(v, str):
+        if v is None:
+            absent = [key] if absent is None else [*absent, key]
+        elif not isinstance(v, str):
             raise BadRequest(f"{key} must be a string")
-        if len(v) > LIMITS[key]:
-            raise BadRequest(f"{key} is longer than {LIMITS[key]} characters")
+        elif len(v) > limit:
+            raise BadRequest(f"{key} is longer than {limit} characters")
+    if absent is not None:
+        for key in absent:
+            del ev[key]
     if not ev.get("domain"):
         raise BadRequest("domain is required")
     if not ev.get("name"):
@@ -127,19 +131,21 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
         except ValueError:
             raise BadRequest("url is not a valid URL") from None
     ev.setdefault("url", "")
-    for key in ("engagement_ms", "ts"):
-        v = ev.get(key)
-        if v is None:
-            ev.pop(key, None)
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) > MAX_INT:
-            raise BadRequest(f"{key} must be a number")
-        ev[key] = int(v)
-    if "engagement_ms" in ev:
-        ev["engagement_ms"] = max(0, min(ev["engagement_ms"], 24 * 3600 * 1000))
-    for key in ("hash", "auth", "gpc"):
-        if key in ev:
-            ev[key] = bool(ev[key])
+    if "engagement_ms" in ev or "ts" in ev:
+        for key in ("engagement_ms", "ts"):
+            v = ev.get(key)
+            if v is None:
+                ev.pop(key, None)
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) > MAX_INT:
+                raise BadRequest(f"{key} must be a number")
+            ev[key] = int(v)
+        if "engagement_ms" in ev:
+            ev["engagement_ms"] = max(0, min(ev["engagement_ms"], 24 * 3600 * 1000))
+    if "hash" in ev or "auth" in ev or "gpc" in ev:
+        for key in ("hash", "auth", "gpc"):
+            if key in ev:
+                ev[key] = bool(ev[key])
     ev["props"] = _props(ev.get("props"), settings)
     return ev
 

@@ -384,3 +384,25 @@ def test_repeated_forwarded_for_lines_are_one_list_and_any_gpc_line_counts(app_c
     got = {r["path"]: r for r in rows(app_client, "SELECT path, country, privacy, visitor_id FROM events")}
     assert got["/xff"]["country"] == "US"
     assert got["/gpc"]["privacy"] == "gpc" and got["/gpc"]["visitor_id"] == ""
+
+
+def test_idle_keep_alive_connections_are_closed_after_the_keep_alive_timeout(served):
+    """After an answer the connection stays open for the next request for uvicorn's keep-alive
+    timeout (5 s), then is closed quietly; a request in time reuses it."""
+    req = (b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+           % len(EVENT) + EVENT.encode())
+    reused, idle = _open(served.settings.port, req), _open(served.settings.port, req)
+    try:
+        for s in (reused, idle):
+            assert s.recv(4096).startswith(b"HTTP/1.1 202")
+        time.sleep(2.5)
+        reused.sendall(req)
+        assert reused.recv(4096).startswith(b"HTTP/1.1 202")  # 2.5 s idle: still open
+        idle.settimeout(8)
+        started = time.monotonic()
+        assert idle.recv(4096) == b""  # closed, nothing written
+        waited = time.monotonic() - started + 2.5
+        assert 4.5 <= waited <= 7.0, waited
+    finally:
+        reused.close()
+        idle.close()
