@@ -7,6 +7,11 @@ checkpoint advances past the range. After a crash the pending range is re-read f
 immutable bytes and re-inserted with the same tokens, which ClickHouse discards if the first insert
 had landed (``non_replicated_deduplication_window`` in the DDL). Fully stored segments are deleted.
 
+Only the pending checkpoint must reach the disk before the insert. The advance past a stored batch
+is kept in memory and written with the next batch's pending checkpoint (which implies it), or when
+the loader goes idle or stops: one fsync per batch instead of two, and a crash in between replays
+just the last batch, which its tokens make harmless.
+
 Rows ClickHouse rejects permanently are bisected down to single rows; those go to a dead-letter
 file with the reason and the batch token (so a replayed batch does not write them twice), and the
 files expire after ``dead_letter_days``. Transient failures (storage unreachable, erroring or slow)
@@ -51,6 +56,7 @@ class Loader:
         self.checkpoints = checkpoints
         self.dead = dead
         self.cp = self.checkpoints.read()
+        self._advanced = False  # self.cp moved past stored batches and is not written yet
         self.on_batch = on_batch  # (rows, seconds) of each stored batch, for the insert histograms
         self.prepare = prepare  # e.g. apply migrations once storage answers
         self.after_insert = after_insert  # fault drill hook (see collector.faults)
@@ -117,6 +123,11 @@ class Loader:
                 self._wake.wait(self._idle_wait())
                 self._wake.clear()
                 self._idle.clear()
+        try:
+            with self.lock:
+                self._persist()  # stopping between two batches
+        except OSError as exc:  # the next start replays the last batch (deduplicated by its tokens)
+            log.error("writing the loader checkpoint at stop failed: %s", exc.strerror)
 
     def _idle_wait(self) -> float:
         """Sleep until the oldest waiting record is due (not a whole interval after seeing it early)."""
@@ -177,7 +188,21 @@ class Loader:
     def step(self) -> bool:
         """Store one batch. Returns whether anything moved."""
         with self.lock:
-            return self._step()
+            moved = self._step()
+            if not moved:
+                self._persist()
+            return moved
+
+    def _persist(self) -> None:
+        """Write the checkpoint if it moved past stored batches since it was last written."""
+        if self._advanced:
+            self.checkpoints.write(self.cp)
+            self._advanced = False
+
+    def _write_checkpoint(self, cp: Checkpoint) -> None:
+        self.cp = cp
+        self.checkpoints.write(cp)
+        self._advanced = False
 
     def _step(self) -> bool:
         self._waiting_for = None  # spool time (ms) of a batch found but not yet due
@@ -208,16 +233,14 @@ class Loader:
                         and not self._due():
                     self._waiting_for = self.oldest_unstored_ms
                     return False
-                self.cp = Checkpoint(seg, start, (seg, start, end))
-                self.checkpoints.write(self.cp)
+                self._write_checkpoint(Checkpoint(seg, start, (seg, start, end)))
                 self._store(seg, start, end, scan.records)
                 self.spool.rotate_if_stored(seg, end, min(ROTATE_STORED_BYTES, self.spool.quota_bytes // 8))
                 return True
             if not live:
                 self.spool.remove(seg)
                 if seg >= cp.seg:
-                    self.cp = Checkpoint(seg + 1, 0, None)
-                    self.checkpoints.write(self.cp)
+                    self._write_checkpoint(Checkpoint(seg + 1, 0, None))
                 continue
         if self.backlog() == 0:
             self.oldest_unstored_ms = 0
@@ -261,7 +284,7 @@ class Loader:
         if self.after_insert is not None:
             self.after_insert()
         self.cp = Checkpoint(seg, end, None)
-        self.checkpoints.write(self.cp)
+        self._advanced = True  # written with the next pending checkpoint, or when idle (``_persist``)
         self.loaded_records += len(records)
         for table, n in stored.items():
             self.counts.stored[table] += n

@@ -123,6 +123,33 @@ def test_crash_between_insert_and_checkpoint_is_deduplicated(env):
     spool2.close()
 
 
+def test_the_advance_past_a_batch_is_written_with_the_next_pending_one_or_when_idle(env):
+    """One fsynced checkpoint write per batch: the advance past a stored batch reaches the file with
+    the next batch's pending checkpoint (which implies it), or once nothing is left; a crash before
+    it replays only the last batch, deduplicated."""
+    settings, store = env
+    spool, loader, _ = make(settings, store)
+    spool.append([row(i) for i in range(120)])
+    spool.sync()
+    written = []
+    write = loader.checkpoints.write
+    loader.checkpoints.write = lambda cp: (written.append(cp), write(cp))[-1]
+    assert loader.step() and loader.step()
+    assert [bool(cp.pending) for cp in written] == [True, True]  # two batches, no advance of their own
+    on_disk = CheckpointFile(settings.data_dir / "checkpoint.json").read()
+    assert on_disk.pending == written[-1].pending and loader.cp.pending is None
+    spool.close()  # a crash here: the file still names batch 2 as pending
+    spool2, loader2, metrics2 = make(settings, store)
+    assert loader2.cp.pending == on_disk.pending
+    drain(loader2)
+    assert count(store) == 120
+    assert count(store, "SELECT count() FROM (SELECT event_id FROM events GROUP BY event_id HAVING count() > 1)") == 0
+    assert metrics2.stored["events"] == 70  # the replayed batch 2 and batch 3
+    idle = CheckpointFile(settings.data_dir / "checkpoint.json").read()
+    assert idle.pending is None and (idle.seg, idle.offset) == (loader2.cp.seg, loader2.cp.offset)  # written once idle
+    spool2.close()
+
+
 def test_permanent_rejections_are_bisected_into_dead_letters_once(env):
     settings, store = env
     spool, loader, metrics = make(settings, store)
