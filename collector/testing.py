@@ -88,6 +88,43 @@ def env_for(settings: settings_mod.Settings, config_path: Path) -> dict[str, str
     return env
 
 
+class MemoryTransport:
+    """Enough of an asyncio transport for uvicorn's protocol, in memory: nothing is sent; writes are
+    counted (``written``) and, with ``keep``, kept (``out``)."""
+
+    def __init__(self, keep: bool = True):
+        self.keep = keep
+        self.out = bytearray()
+        self.written = 0
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written += 1
+        if self.keep:
+            self.out += data
+
+    def get_extra_info(self, name: str, default=None):
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def set_write_buffer_limits(self, *a, **k) -> None: ...
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
 class CollectorProcess:
     """``collector serve`` in a child process on a free loopback port."""
 

@@ -20,41 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from collector.testing import MemoryTransport
 from loadtests import geodata, servers, traffic
 
 CONNECTIONS = 64
-
-
-class _Transport:
-    """Enough of an asyncio transport for uvicorn's protocol: writes are counted, never sent."""
-
-    def __init__(self):
-        self.written = 0
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.written += 1
-
-    def get_extra_info(self, name: str, default=None):
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def set_write_buffer_limits(self, *a, **k) -> None: ...
-
-    def get_write_buffer_size(self) -> int:
-        return 0
 
 
 def _raw_requests(path: str, mix: traffic.Mix, n: int, per_request: int) -> list[bytes]:
@@ -73,7 +42,7 @@ def _protocols(config, n: int):
     protos = []
     for _ in range(n):
         p = config.http_protocol_class(config=config, server_state=state, app_state={})
-        t = _Transport()
+        t = MemoryTransport(keep=False)
         p.connection_made(t)
         protos.append((p, t))
     return protos

@@ -127,6 +127,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._draining: float | None = None  # when the drain started
         self._drained = 0
         self._idle_since: float | None = None  # answered, waiting for the next request (keep-alive)
+        self._cycle_transport = _DrainingTransport(transport, self)  # what each request's cycle writes to
         key = (self.loop, id(self.connections))
         if key not in self._sweepers:
             self._sweepers[key] = self.loop.create_task(self._sweep(key))
@@ -151,7 +152,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         self._hdr_since = None
         self._body_pending = True
         super().on_headers_complete()
-        self.cycle.transport = _DrainingTransport(self.transport, self)
+        self.cycle.transport = self._cycle_transport
 
     def on_message_complete(self) -> None:
         self._body_pending = False

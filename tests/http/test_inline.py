@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from collector.testing import CollectorProcess, make_settings
+from collector.testing import CollectorProcess, MemoryTransport, make_settings
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 
@@ -376,35 +376,6 @@ def test_the_protocols_own_error_answers_are_counted(proc):
     assert 'collector_http_requests_total{route="(protocol)",status="431"}' in text
 
 
-class _Transport:
-    """An in-memory transport: what the protocol writes is kept, nothing is sent."""
-
-    def __init__(self):
-        self.out = bytearray()
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def get_extra_info(self, name: str, default=None):
-        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def set_write_buffer_limits(self, *a, **k) -> None: ...
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
 def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_path):
     """Requests arriving in the same event-loop turn on different connections are taken together,
     stage by stage (client and rate limit, body, pipeline); each gets the answer, the drops and the
@@ -445,7 +416,7 @@ def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_p
             state = ServerState()
             conns = []
             for raw in sent:
-                p, t = config.http_protocol_class(config=config, server_state=state, app_state={}), _Transport()
+                p, t = config.http_protocol_class(config=config, server_state=state, app_state={}), MemoryTransport()
                 p.connection_made(t)
                 conns.append((p, t))
             for (p, _), raw in zip(conns, sent):
