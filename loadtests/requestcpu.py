@@ -60,7 +60,7 @@ async def _pass(protos, requests: list[bytes]) -> float:
     return time.perf_counter() - t0
 
 
-def run(requests: int = 4000, passes: int = 7, batch: bool = False) -> dict:
+def run(requests: int = 4000, passes: int = 7, batch: bool = False, collector_only: bool = False) -> dict:
     import uvicorn
     import uvloop
 
@@ -91,6 +91,8 @@ def run(requests: int = 4000, passes: int = 7, batch: bool = False) -> dict:
                 coll_cfg.load()
                 bare_cfg.load()
                 sides = {"collector": _protocols(coll_cfg, CONNECTIONS), "bare": _protocols(bare_cfg, CONNECTIONS)}
+                if collector_only:  # for a profiler (loadtests.requestprofile)
+                    del sides["bare"]
                 times: dict[str, list[float]] = {k: [] for k in sides}
                 for _ in range(passes):
                     for name, protos in sides.items():
@@ -101,6 +103,7 @@ def run(requests: int = 4000, passes: int = 7, batch: bool = False) -> dict:
             finally:
                 await svc.stop()
             med = {k: statistics.median(v) / len(raw) * 1e6 for k, v in times.items()}
+            med.setdefault("bare", float("nan"))
             return {"requests": len(raw), "events_per_request": per, "passes": passes,
                     "collector_us": med["collector"], "bare_us": med["bare"],
                     "ratio": med["bare"] / med["collector"], "writes": answered, "inline_answers": inline,
@@ -114,5 +117,6 @@ if __name__ == "__main__":
     ap.add_argument("--requests", type=int, default=4000)
     ap.add_argument("--passes", type=int, default=7)
     ap.add_argument("--batch", action="store_true")
+    ap.add_argument("--collector-only", action="store_true", help="only the collector's side (for a profiler)")
     args = ap.parse_args()
-    print(json.dumps(run(args.requests, args.passes, args.batch), indent=2))
+    print(json.dumps(run(args.requests, args.passes, args.batch, args.collector_only), indent=2))

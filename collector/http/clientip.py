@@ -30,13 +30,18 @@ class ClientIp:
             self._proxies.add(addr)
         return trusted
 
+    def _in_ranges(self, version: int, n: int) -> bool:
+        if version == 6 and n >> 32 == 0xFFFF:  # IPv4-mapped
+            version, n = 4, n & 0xFFFFFFFF
+        for v, net, mask in self._ranges:
+            if v == version and n & mask == net:
+                return True
+        return False
+
     def _check(self, addr: str) -> bool:
         packed = _packed(addr)
         if packed is not None:
-            version, n = packed
-            if version == 6 and n >> 32 == 0xFFFF:  # IPv4-mapped
-                version, n = 4, n & 0xFFFFFFFF
-            return any(v == version and n & mask == net for v, net, mask in self._ranges)
+            return self._in_ranges(*packed)
         try:
             ip = ipaddress.ip_address(addr)
         except ValueError:
@@ -54,12 +59,20 @@ class ClientIp:
                 hop = hop[1 : hop.index("]")]
             elif hop.count(":") == 1:
                 hop = hop.split(":")[0]
-            if _packed(hop) is None:
+            packed = _packed(hop)  # parsed once: the syntax check and the trust check
+            if packed is None:
                 try:
                     ipaddress.ip_address(hop)
                 except ValueError:
                     return peer
-            if not self.is_trusted(hop):
+                trusted = self.is_trusted(hop)
+            elif hop in self._proxies:
+                trusted = True
+            else:
+                trusted = self._in_ranges(*packed)
+                if trusted and len(self._proxies) < 4096:
+                    self._proxies.add(hop)
+            if not trusted:
                 return hop
         return peer
 

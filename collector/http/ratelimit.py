@@ -43,10 +43,13 @@ class RateLimiter:
         self._g_tokens = self.overall_burst
         self._g_last = clock()
         self._salt = os.urandom(16)
+        self._keyed = hashlib.blake2b(key=self._salt, digest_size=16)  # the keyed state, copied per hash
         self._keys: dict[bytes, bytes] = {}  # hashed address -> hashed bucket key (EXEMPT when exempt)
 
     def _hash(self, text: str) -> bytes:
-        return hashlib.blake2b(text.encode(), key=self._salt, digest_size=16).digest()
+        h = self._keyed.copy()
+        h.update(text.encode())
+        return h.digest()
 
     def key(self, ip: str) -> bytes:
         """The (hashed) bucket key of a client address, EXEMPT when the address has no per-client limit."""

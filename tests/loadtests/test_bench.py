@@ -68,3 +68,22 @@ def test_wrk_drives_the_bare_app(tmp_path):
     finally:
         app.stop()
     assert res.requests > 0 and res.ok
+
+
+def test_request_profile_assigns_each_event_loop_sample_to_one_part():
+    from loadtests.requestprofile import OTHER, parts
+
+    loop = "<module> (x.py:1);run (uvloop/__init__.py:92);Runner.run (asyncio/runners.py:118)"
+    stacks = "\n".join([
+        f"{loop};BeaconApp._run_front (b.py:1);BeaconApp._admit (b.py:2);ClientIp.resolve (c.py:3) 3",
+        f"{loop};BeaconApp._run_front (b.py:1);Collector.end_turn (s.py:1);Pipeline.run_many (r.py:1) 5",
+        f"{loop};SharedWrite._flush (s.py:1);_tell (s.py:2);Collector._submit.<locals>.written (s.py:3) 2",
+        f"{loop};main.<locals>.go (r.py:1);create_app (a.py:1) 50",  # setup: not counted
+        "Thread._bootstrap (threading.py:1);Loader._run (l.py:1) 40",  # another thread: not counted
+        f"{loop};Handle._run (events.py:1) 1",
+    ])
+    samples, shares = parts(stacks)
+    assert samples == 11
+    got = dict(shares)
+    assert got["pipeline steps"] == 5 / 11 and got["client address, rate limit, content type"] == 3 / 11
+    assert got[OTHER] == 1 / 11 and abs(sum(got.values()) - 1) < 1e-9
