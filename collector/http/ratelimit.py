@@ -15,14 +15,13 @@ written anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
-import os
 import time
 from typing import Callable
 
 from collector.errors import RateLimited
+from collector.privacy.memokey import MemoKey
 
 MAX_CLIENTS = 65536
 EXEMPT = b""  # key of an exempt client
@@ -42,14 +41,8 @@ class RateLimiter:
         self.buckets: dict[bytes, list[float]] = {}
         self._g_tokens = self.overall_burst
         self._g_last = clock()
-        self._salt = os.urandom(16)
-        self._keyed = hashlib.blake2b(key=self._salt, digest_size=16)  # the keyed state, copied per hash
+        self._hash = MemoKey()
         self._keys: dict[bytes, bytes] = {}  # hashed address -> hashed bucket key (EXEMPT when exempt)
-
-    def _hash(self, text: str) -> bytes:
-        h = self._keyed.copy()
-        h.update(text.encode())
-        return h.digest()
 
     def key(self, ip: str) -> bytes:
         """The (hashed) bucket key of a client address, EXEMPT when the address has no per-client limit."""

@@ -17,16 +17,14 @@ either way (``tests/pipeline/test_page_memo.py`` compares rows with and without 
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 from collector.pipeline.event import Event
+from collector.privacy.memokey import MemoKey
 
 FIELDS = ("host", "path", "query", "referrer_host", "referrer_source", "utm_source", "utm_medium", "utm_campaign",
           "utm_term", "utm_content", "search_term")
 UTM = slice(5, 10)
 
-_SALT = os.urandom(16)  # made when the process starts, never written anywhere
+_keyed_hash = MemoKey()  # its key made when the process starts, never written anywhere
 
 
 class PageMemo:
@@ -51,7 +49,7 @@ class PageMemo:
             return None
         raw = "\x1f".join((p["url"], p.get("referrer") or "", "1" if p["name"] == "pageview" else "",
                            "1" if p.get("hash") else "", p.get("screen") or ""))
-        return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), key=_SALT, digest_size=16).digest()
+        return _keyed_hash(raw)
 
     def find(self, ev: Event) -> tuple[str, ...] | None:
         """The remembered outcome for the event's page, or None (then ``ev.page_key`` is set for ``keep``)."""

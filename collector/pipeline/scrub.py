@@ -8,13 +8,12 @@ referring host keep only labels that are plainly names; lengths are capped.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from urllib.parse import urlencode
 
 from collector.settings import DEFAULT_QUERY_ALLOW, Site
 from collector.pipeline.event import Event
 from collector.pipeline.page import PageMemo
+from collector.privacy.memokey import MemoKey
 from collector.privacy.scrub import Scrubber
 from collector.pipeline.urls import split
 
@@ -45,7 +44,7 @@ class Clean:
         return out
 
 
-_SALT = os.urandom(16)  # made when the process starts, never written anywhere
+_keyed_hash = MemoKey()  # its key made when the process starts, never written anywhere
 
 
 class Scrubbed:
@@ -65,7 +64,7 @@ class Scrubbed:
     def __call__(self, value: str) -> str:
         if value in self.clean.seen:
             return value
-        key = hashlib.blake2b(value.encode("utf-8", "surrogatepass"), key=_SALT, digest_size=16).digest()
+        key = _keyed_hash(value)
         out = self.done.get(key)
         if out is not None:
             return out
