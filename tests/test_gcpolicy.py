@@ -15,12 +15,17 @@ from tests.faults.harness import metrics
 def test_settle_freezes_what_exists_and_pauses_are_timed_by_generation():
     pauses = gcpolicy.Pauses()
     gc.callbacks.append(pauses)
+    if gcpolicy.PAUSES in gc.callbacks:
+        gc.callbacks.remove(gcpolicy.PAUSES)
+    served = gcpolicy.PAUSES.count[2]
     try:
         assert gcpolicy.settle() > 1000
+        assert gcpolicy.PAUSES.count[2] == served  # startup's own collection is not a serving pause
         alive = [[i] for i in range(2000)]  # made after settling: still collected and scanned
         tracked = len(gc.get_objects())
         assert tracked < gc.get_freeze_count()
         gc.collect()
+        assert gcpolicy.PAUSES.count[2] == served + 1
         assert pauses.count[2] >= 2 and pauses.seconds[2] > 0 and 0 < pauses.longest[2] <= pauses.seconds[2]
         del alive
     finally:
