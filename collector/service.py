@@ -51,7 +51,7 @@ class Collector:
         self.loader = parts.loader
         self.sync = parts.sync
         self.writer = SharedWrite(parts.spool)  # requests of one event-loop turn share one write()
-        # requests answered inline in this event-loop turn, waiting for the pipeline at its end (_run_turn)
+        # requests answered inline in this event-loop turn, waiting for the pipeline (end_turn)
         self._turn: list[tuple[list[Event], int, Callable[[BaseException | None], None]]] = []
         self.shared_runs = 0  # requests that went through the pipeline with others of their turn
         self.admin_token = parts.admin_token
@@ -160,26 +160,18 @@ class Collector:
 
     def ingest_soon(self, groups: list[tuple[Site, list[dict]]], ip: str, user_agent: str, gpc: bool,
                     origin: str | None, done: Callable[[BaseException | None], None]) -> None:
-        """``ingest`` for a caller that cannot await (the inline beacon path): ``done(None)`` once the
-        events are spooled, ``done(exc)`` with the refusal otherwise, at the end of this event-loop
-        turn. Only for a policy that answers after ``write()`` (``answers_after_write``).
-
-        The requests that arrive in one turn go through the pipeline together at its end
-        (``Pipeline.run_many``: step by step over all their events, as a batch), each with its own
-        outcome, then join the turn's shared write; under load a turn holds many requests."""
+        """``ingest`` for a caller that cannot await (the inline beacon path), queued until the caller
+        ends the turn (``end_turn``): then ``done(None)`` once the events are spooled, ``done(exc)``
+        with the refusal otherwise. Only for a policy that answers after ``write()``
+        (``answers_after_write``)."""
         assert not self.sync.waits
         events, now_ms = self._events(groups, ip, user_agent, gpc, origin)
-        if not self._turn:
-            asyncio.get_running_loop().call_soon(self._run_turn)
         self._turn.append((events, now_ms, done))
 
     def end_turn(self) -> None:
-        """Run the requests ``ingest_soon`` has queued in this turn now (a caller that queued the
-        turn's last one); otherwise they run at the end of the turn."""
-        if self._turn:
-            self._run_turn()
-
-    def _run_turn(self) -> None:
+        """The requests queued by ``ingest_soon`` go through the pipeline together (``Pipeline.run_many``:
+        step by step over all their events, as a batch), each with its own outcome, then join the
+        event-loop turn's shared write; under load a turn holds many requests."""
         turn, self._turn = self._turn, []
         if not turn:
             return

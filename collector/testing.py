@@ -202,9 +202,7 @@ class CollectorProcess:
     def query(self, sql: str) -> list[dict]:
         import json
 
-        resp = self.admin("POST", "/admin/query", json={"sql": sql, "format": "JSONEachRow"})
-        resp.raise_for_status()
-        return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+        return [json.loads(line) for line in self.query_raw(sql, "JSONEachRow").splitlines() if line.strip()]
 
     def flush(self) -> None:
         self.admin("POST", "/admin/flush").raise_for_status()

@@ -68,19 +68,6 @@ class _Request:
         self.referer: bytes | None = None
 
 
-class _Inline:
-    """An inline beacon between its arrival and its answer (``BeaconApp._run_front``)."""
-
-    __slots__ = ("scope", "body", "respond", "t0", "req", "ip", "ua", "args", "answered")
-
-    def __init__(self, scope, body: bytes, respond, t0: float):
-        self.scope, self.body, self.respond, self.t0 = scope, body, respond, t0
-        self.req: _Request | None = None
-        self.ip = self.ua = ""
-        self.args: tuple | None = None  # the arguments of ``Collector.ingest_soon``
-        self.answered = False
-
-
 def read_headers(scope) -> _Request:
     r = _Request()
     secret = False
@@ -118,6 +105,19 @@ def read_headers(scope) -> _Request:
     if secret:  # never read, and gone before anything else could see them
         scope["headers"] = [h for h in scope["headers"] if h[0] not in SECRET_HEADERS]
     return r
+
+
+class _Inline:
+    """An inline beacon between its arrival and its answer (``BeaconApp._run_front``)."""
+
+    __slots__ = ("scope", "body", "respond", "t0", "req", "ip", "ua", "args", "answered")
+
+    def __init__(self, scope, body: bytes, respond, t0: float):
+        self.scope, self.body, self.respond, self.t0 = scope, body, respond, t0
+        self.req = read_headers(scope)  # on arrival: Cookie and Authorization leave the scope at once
+        self.ip = self.ua = ""
+        self.args: tuple | None = None  # the arguments of ``Collector.ingest_soon``
+        self.answered = False
 
 
 class BeaconApp:
@@ -158,7 +158,7 @@ class BeaconApp:
         await send({"type": "http.response.body", "body": body})
         self.http.observe(path, status, time.perf_counter() - t0)
 
-    def inline(self, scope, body: bytes, respond: Callable[[int, list, bytes], None]) -> None:
+    def inline(self, scope, body: bytes, respond: Callable[[int, tuple, bytes], None]) -> None:
         """A beacon whose request has fully arrived, answered without a task (``collector.http.inline``):
         the same checks, pipeline and answers as ``__call__``; ``respond(status, headers, body)`` is
         called once, at the end of this event-loop turn (a refusal) or once its events are written.
@@ -172,8 +172,6 @@ class BeaconApp:
 
     def _run_front(self) -> None:
         front, self._front = self._front, []
-        for r in front:
-            r.req = read_headers(r.scope)
         # the client, its rate limit and the content type, before any body is read
         for r in front:
             try:
@@ -202,7 +200,7 @@ class BeaconApp:
                 ingest(*r.args, partial(done, r))
             except Exception as exc:  # noqa: BLE001
                 self._done(r, exc)
-        self.collector.end_turn()  # the pipeline for all of them, now
+        self.collector.end_turn()  # the pipeline for all of them
 
     def _done(self, r: _Inline, error: BaseException | None) -> None:
         if r.answered:

@@ -22,10 +22,11 @@ class ClientIp:
         # (family, network as an integer, mask) per trusted network, for the packed-address check
         self._ranges = tuple((n.version, int(n.network_address), int(n.netmask)) for n in self.networks)
 
-    def is_trusted(self, addr: str) -> bool:
+    def is_trusted(self, addr: str, packed: tuple[int, int] | None = None) -> bool:
+        """Whether ``addr`` is in a trusted network; ``packed``: its ``_packed`` form when already made."""
         if addr in self._proxies:
             return True
-        trusted = self._check(addr)
+        trusted = self._in_ranges(*packed) if packed is not None else self._check(addr)
         if trusted and len(self._proxies) < 4096:
             self._proxies.add(addr)
         return trusted
@@ -65,14 +66,7 @@ class ClientIp:
                     ipaddress.ip_address(hop)
                 except ValueError:
                     return peer
-                trusted = self.is_trusted(hop)
-            elif hop in self._proxies:
-                trusted = True
-            else:
-                trusted = self._in_ranges(*packed)
-                if trusted and len(self._proxies) < 4096:
-                    self._proxies.add(hop)
-            if not trusted:
+            if not self.is_trusted(hop, packed):
                 return hop
         return peer
 

@@ -189,8 +189,7 @@ class DeadlineHttpToolsProtocol(HttpToolsProtocol):
 
     def _unset_keepalive_if_required(self) -> None:
         self._idle_since = None
-        if self.timeout_keep_alive_task is not None:
-            super()._unset_keepalive_if_required()
+        super()._unset_keepalive_if_required()
 
     def eof_received(self):
         if self._draining is not None:

@@ -108,7 +108,9 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
         if limit is None:
             continue
         if v is None:
-            absent = [key] if absent is None else [*absent, key]
+            if absent is None:
+                absent = []
+            absent.append(key)
         elif not isinstance(v, str):
             raise BadRequest(f"{key} must be a string")
         elif len(v) > limit:

@@ -38,6 +38,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
     """``DeadlineHttpToolsProtocol`` with the inline beacon path; ``beacons`` is the ``BeaconApp``."""
 
     beacons = None
+    heads: Heads | None = None  # the listener's answer heads (``protocol_class``)
     counts = None  # Counts: the protocol's own error answers (400, 408, 431) are counted there, route "(protocol)"
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
@@ -117,7 +118,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
 
     def _answer_inline(self, cycle) -> None:
         transport = self.transport
-        assert self.beacons is not None
+        assert self.beacons is not None and self.heads is not None
         stats = self.beacons.http
 
         def respond(status: int, headers: tuple, body: bytes) -> None:
@@ -126,7 +127,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
             cycle.response_complete = True
             if cycle.disconnected or transport.is_closing():
                 return
-            head, close = _head(self.server_state.default_headers, status, headers, not cycle.keep_alive)
+            head, close = self.heads(self.server_state.default_headers, status, headers, not cycle.keep_alive)
             transport.write(head + body)
             stats.inline += 1
             if close:
@@ -136,38 +137,41 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
         self.beacons.inline(cycle.scope, bytes(cycle.body), respond)
 
 
-_heads: dict[tuple, tuple[bytes, bool]] = {}  # (status, headers, close) -> (the answer's head, close)
-_heads_for: list = []  # the server's default headers the heads were made with (uvicorn renews them)
-MAX_HEADS = 512
+class Heads:
+    """The status line and header block of each distinct inline answer, made once: the same few
+    answers repeat. One per listener, bounded, renewed when uvicorn renews its default headers."""
 
+    MAX = 512
 
-def _head(default_headers: list, status: int, headers: tuple, close: bool) -> tuple[bytes, bool]:
-    """The status line and header block of an inline answer, and whether the connection closes after
-    it; the same few answers repeat, so each distinct one is made once."""
-    global _heads_for
-    if default_headers is not _heads_for:
-        _heads.clear()
-        _heads_for = default_headers
-    key = (status, headers, close)
-    hit = _heads.get(key)
-    if hit is not None:
+    def __init__(self):
+        self._made: dict[tuple, tuple[bytes, bool]] = {}  # (status, headers, close) -> (head, close)
+        self._for: list | None = None  # the server's default headers the heads were made with
+
+    def __call__(self, default_headers: list, status: int, headers: tuple, close: bool) -> tuple[bytes, bool]:
+        """The answer's head, and whether the connection closes after it."""
+        if default_headers is not self._for:
+            self._made.clear()
+            self._for = default_headers
+        key = (status, headers, close)
+        hit = self._made.get(key)
+        if hit is not None:
+            return hit
+        out = [STATUS_LINE[status]]
+        for name, value in default_headers:
+            out += [name, b": ", value, b"\r\n"]
+        for name, value in headers:
+            if name == b"connection" and value.lower() == b"close":
+                close = True
+                continue
+            out += [name, b": ", value, b"\r\n"]
+        if close:
+            out.append(CONNECTION_CLOSE)
+        out.append(b"\r\n")
+        hit = (b"".join(out), close)
+        if len(self._made) >= self.MAX:
+            self._made.clear()
+        self._made[key] = hit
         return hit
-    out = [STATUS_LINE[status]]
-    for name, value in default_headers:
-        out += [name, b": ", value, b"\r\n"]
-    for name, value in headers:
-        if name == b"connection" and value.lower() == b"close":
-            close = True
-            continue
-        out += [name, b": ", value, b"\r\n"]
-    if close:
-        out.append(CONNECTION_CLOSE)
-    out.append(b"\r\n")
-    hit = (b"".join(out), close)
-    if len(_heads) >= MAX_HEADS:
-        _heads.clear()
-    _heads[key] = hit
-    return hit
 
 
 def protocol_class(timeout: float, beacons=None, counts=None) -> type[BeaconProtocol]:
@@ -175,4 +179,4 @@ def protocol_class(timeout: float, beacons=None, counts=None) -> type[BeaconProt
     ``counts`` its own error answers counted (``collector_requests_rejected_total`` and
     ``collector_http_requests_total{route="(protocol)"}``)."""
     return type("CollectorHttpProtocol", (BeaconProtocol,),
-                {"header_timeout": float(timeout), "beacons": beacons, "counts": counts})
+                {"header_timeout": float(timeout), "beacons": beacons, "counts": counts, "heads": Heads()})
