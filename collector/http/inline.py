@@ -4,7 +4,10 @@ A beacon request (``collector.http.beacon.ROUTES``) whose headers and whole body
 is answered by ``BeaconProtocol`` itself: at the end of that read it hands the request to
 ``BeaconApp.inline``, which runs the same checks and pipeline as the ASGI route and queues the
 records on the turn's shared write; the answer is written, as one ``write()``, once the records are.
-No task, no ASGI messages, no per-request future. The order and guarantees are those of the ASGI
+No task, no ASGI messages, no per-request future. A read that is exactly one whole beacon request on
+a connection with nothing in flight (the common case) is not even given to httptools: it is taken
+apart in one pass (``collector.http.headparse``, which leaves everything it does not fully understand
+to httptools), without uvicorn's request cycle. The order and guarantees are those of the ASGI
 route: the answer follows the spool ``write()`` (the ``interval`` policy; under ``always`` every
 request takes the ASGI route and waits for its fsync), error answers are the same bytes.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
+from collector.http import headparse
 from collector.http.beacon import ROUTES
 from collector.http.deadlines import DeadlineHttpToolsProtocol
 
@@ -46,10 +50,13 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
         self._reading = False
         self._held = None  # (cycle, app) of a beacon whose headers came in this read
         self._bad: str | None = None  # the 400 owed for a malformed request, once the earlier ones are answered
+        self._at_rest = True  # the parser is between requests (nothing of a request buffered in it)
 
     def data_received(self, data: bytes) -> None:
         if self._bad is not None:
             return  # nothing after a malformed request is read
+        if self._at_rest and self._whole_beacon(data):
+            return
         self._reading = True
         try:
             super().data_received(data)
@@ -64,7 +71,37 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
             # its answers (the ASGI route waits for the write buffer to drain)
             super()._start_asgi_task(cycle, app)
         else:
-            self._answer_inline(cycle)
+            self._answer_inline(cycle, bytes(cycle.body))
+
+    def _whole_beacon(self, data: bytes) -> bool:
+        """A read that is one whole beacon request (``collector.http.headparse``), on a connection with
+        nothing in flight, is answered inline without the general parser; False: it was not one."""
+        cycle = self.cycle
+        if ((cycle is not None and not cycle.response_complete) or self.pipeline or self._draining is not None
+                or self.flow.write_paused or self.transport.is_closing() or self.beacons is None
+                or self.limit_concurrency is not None or self.root_path
+                or not self.beacons.collector.answers_after_write):
+            return False
+        request = headparse.parse(data)
+        if request is None:
+            return False
+        path, headers, body, keep_alive = request
+        self._unset_keepalive_if_required()
+        self._hdr_since = None
+        self.cycle = cycle = _WholeCycle(
+            {"type": "http", "http_version": "1.1", "server": self.server, "client": self.client,
+             "scheme": self.scheme, "root_path": "", "method": "POST", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "headers": headers}, keep_alive)
+        self._answer_inline(cycle, body)
+        return True
+
+    def on_message_begin(self) -> None:
+        self._at_rest = False
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        self._at_rest = True
+        super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
         cycle = self.cycle
@@ -116,7 +153,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
             return
         super()._start_asgi_task(cycle, app)
 
-    def _answer_inline(self, cycle) -> None:
+    def _answer_inline(self, cycle, body: bytes) -> None:
         transport = self.transport
         assert self.beacons is not None and self.heads is not None
         stats = self.beacons.http
@@ -134,7 +171,29 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
                 transport.close()
             self.on_response_complete()
 
-        self.beacons.inline(cycle.scope, bytes(cycle.body), respond)
+        self.beacons.inline(cycle.scope, body, respond)
+
+
+class _Set:
+    @staticmethod
+    def set() -> None:
+        pass
+
+
+class _WholeCycle:
+    """What the protocol reads of a request's cycle, for a request ``_whole_beacon`` took: no body is
+    still to come and no ASGI task waits on it."""
+
+    __slots__ = ("scope", "keep_alive", "response_complete", "disconnected")
+    more_body = False
+    waiting_for_100_continue = False
+    message_event = _Set  # connection_lost wakes a cycle's waiting task: there is none
+
+    def __init__(self, scope: dict, keep_alive: bool):
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.response_complete = False
+        self.disconnected = False
 
 
 class Heads:
