@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl
 from collector.errors import BadRequest, CollectorError, PayloadTooLarge, RequestTimeout, UnknownSite, \
     UnsupportedMediaType
 from collector.http.api import CONTENT_TYPES, GIF
+from collector.http import headparse
 from collector.http.deadlines import BodyDeadline
 from collector.http.decode import decode_events, normalize
 from collector.http.errors import error_response
@@ -45,8 +46,9 @@ _BASE = (*SECURITY_HEADERS, VARY)
 ACCEPTED_HEADERS = ((b"content-length", b"2"), (b"content-type", b"text/plain; charset=utf-8"))
 GIF_HEADERS = ((b"cache-control", b"no-store"), (b"content-length", str(len(GIF)).encode()),
                (b"content-type", b"image/gif"))
-_WANTED = frozenset({b"user-agent", b"x-forwarded-for", b"sec-gpc", b"dnt", b"content-type", b"content-length",
-                     b"origin", b"referer"})
+_NAMES = (b"user-agent", b"x-forwarded-for", b"sec-gpc", b"dnt", b"content-type", b"content-length", b"origin",
+          b"referer")
+_WANTED = frozenset(_NAMES)
 
 
 class ClientGone(Exception):
@@ -66,6 +68,16 @@ class _Request:
         self.clen: bytes | None = None
         self.origin: bytes | None = None
         self.referer: bytes | None = None
+
+    @classmethod
+    def of(cls, values: list[bytes | None]) -> "_Request":
+        """From the values of ``_NAMES`` (each sent once at most; None: not sent)."""
+        r = cls()
+        ua, r.xff, sec_gpc, dnt, ctype, r.clen, r.origin, r.referer = values
+        r.ua = ua or b""
+        r.ctype = ctype or b""
+        r.gpc = sec_gpc == b"1" or dnt == b"1"
+        return r
 
 
 def read_headers(scope) -> _Request:
@@ -112,9 +124,10 @@ class _Inline:
 
     __slots__ = ("scope", "body", "respond", "t0", "req", "ip", "ua", "args", "answered")
 
-    def __init__(self, scope, body: bytes, respond, t0: float):
+    def __init__(self, scope, body: bytes, respond, t0: float, req: _Request | None):
         self.scope, self.body, self.respond, self.t0 = scope, body, respond, t0
-        self.req = read_headers(scope)  # on arrival: Cookie and Authorization leave the scope at once
+        # on arrival: Cookie and Authorization leave the scope at once
+        self.req = read_headers(scope) if req is None else req
         self.ip = self.ua = ""
         self.args: tuple | None = None  # the arguments of ``Collector.ingest_soon``
         self.answered = False
@@ -133,6 +146,7 @@ class BeaconApp:
         self.http = collector.counts.http
         self._cors: dict[bytes, tuple] = {}  # allowed Origin value -> response headers (bounded)
         self._front: list[_Inline] = []  # inline beacons of this event-loop turn (``_run_front``)
+        self._whole = headparse.Reader(_NAMES)
 
     def __getattr__(self, name):  # ``state``, ``routes``, ``router``, … are the Starlette app's
         return getattr(self.app, name)
@@ -158,17 +172,27 @@ class BeaconApp:
         await send({"type": "http.response.body", "body": body})
         self.http.observe(path, status, time.perf_counter() - t0)
 
-    def inline(self, scope, body: bytes, respond: Callable[[int, tuple, bytes], None]) -> None:
+    def read_whole(self, data: bytes) -> tuple[str, _Request, bytes, bool] | None:
+        """``(path, headers read, body, keep_alive)`` when the read ``data`` is one whole beacon request
+        (``collector.http.headparse``: only the headers a beacon reads are read), else None."""
+        whole = self._whole(data)
+        if whole is None:
+            return None
+        path, values, body, keep_alive = whole
+        return path, _Request.of(values), body, keep_alive
+
+    def inline(self, scope, body: bytes, respond: Callable[[int, tuple, bytes], None],
+               req: _Request | None = None) -> None:
         """A beacon whose request has fully arrived, answered without a task (``collector.http.inline``):
         the same checks, pipeline and answers as ``__call__``; ``respond(status, headers, body)`` is
         called once, at the end of this event-loop turn (a refusal) or once its events are written.
 
         The beacons of one turn are taken together at its end (``_run_front``), stage by stage over
         all of them, as the pipeline takes their events (``Collector.ingest_soon``): each keeps its
-        own outcome, in arrival order."""
+        own outcome, in arrival order. ``req``: the headers, already read (``read_whole``)."""
         if not self._front:
             asyncio.get_running_loop().call_soon(self._run_front)
-        self._front.append(_Inline(scope, body, respond, time.perf_counter()))
+        self._front.append(_Inline(scope, body, respond, time.perf_counter(), req))
 
     def _run_front(self) -> None:
         front, self._front = self._front, []

@@ -1,73 +1,79 @@
 """A whole beacon request read in one pass, for the protocol's inline path (``collector.http.inline``).
 
 Most beacons arrive as one read holding one request: ``POST /api/event HTTP/1.1`` (or ``/api/batch``),
-a few plain header lines and a body of exactly ``Content-Length`` bytes. ``parse`` takes such a read
-apart with a handful of bytes operations, where the general parser calls back into Python for the
-message, the URL, every header line and the body, and builds uvicorn's request cycle around them.
+a few plain header lines and a body of exactly ``Content-Length`` bytes. ``Reader`` checks such a
+read with one regular expression and takes out only the header values its caller names, where the
+general parser calls back into Python for the message, the URL, every header line and the body, and
+builds uvicorn's request cycle around them. Headers it is not asked for (``Cookie``,
+``Authorization``, everything else) are never read or kept.
 
 It accepts only what it fully understands and answers ``None`` for everything else, which then goes
 to httptools exactly as before:
 
 - a request line other than the two exact beacon lines (another method, path, query, HTTP version);
-- any byte in the head outside printable ASCII and tab, a CR or LF that is not part of a CRLF;
-- a header line that is not ``token ":" value`` (an obs-fold, a space before the colon, no name);
+- a header line that is not ``token ":" value`` with the value in printable ASCII and tab (an
+  obs-fold, a space before the colon, no name, a control byte, a lone CR or LF, non-ASCII bytes);
 - ``Transfer-Encoding``, ``Expect``, ``Upgrade``, a ``Connection`` that asks for an upgrade;
 - no ``Content-Length``, a repeated one, one that is not all digits, or a body of another length
   (part of the body still to come, or a second request pipelined behind the first);
+- a named header that appears more than once (the general path joins or picks among repeats);
 - a head longer than ``MAX_HEAD_BYTES``.
 
-So nothing this accepts is read differently from the general parser: it is the same request, with
-header names lower-cased and values stripped of surrounding blanks, as uvicorn gives them.
+So nothing it accepts is read differently from the general parser: the same request, each value
+stripped of surrounding blanks, as uvicorn gives it.
 """
 
 from __future__ import annotations
 
+import re
+
 LINES = {b"POST /api/event HTTP/1.1": "/api/event", b"POST /api/batch HTTP/1.1": "/api/batch"}
 MAX_HEAD_BYTES = 16 * 1024
 
-_HEAD_BYTES = bytes(range(0x20, 0x7F)) + b"\t\r\n"
-_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_REFUSED = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
-_SPECIAL = _REFUSED | {b"content-length", b"connection"}
+# one header line, from the LF before it to the CR that ends it: a token, a colon, then printable
+# ASCII and tabs (so a line with anything else, or split by a lone CR or LF, matches not at all or
+# not whole, and the count of matches shows it); the value without the blanks around it
+_LINE = re.compile(rb"\n([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x20-\x7e\t]*[\x21-\x7e])?)[ \t]*\r")
+_REFUSED = (b"transfer-encoding", b"expect", b"upgrade")
 
 
-def parse(data: bytes) -> tuple[str, list[tuple[bytes, bytes]], bytes, bool] | None:
-    """``(path, headers, body, keep_alive)`` of the one whole beacon request ``data`` holds, else None."""
-    end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
-    if end < 0:
-        return None
-    first = data.find(b"\r\n")
-    path = LINES.get(data[:first])
-    if path is None or first == end:
-        return None
-    block = data[first + 2:end]
-    crlf = block.count(b"\r\n")
-    if block.translate(None, _HEAD_BYTES) or block.count(b"\r") != crlf or block.count(b"\n") != crlf:
-        return None
-    headers = []
-    length = None
-    keep_alive = True
-    for line in block.split(b"\r\n"):
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name.translate(None, _TOKEN):
+class Reader:
+    """Reads whole beacon requests, giving the values of ``names`` (lower-case header names)."""
+
+    def __init__(self, names: tuple[bytes, ...]):
+        self.names = tuple(names)
+
+    def __call__(self, data: bytes) -> tuple[str, list[bytes | None], bytes, bool] | None:
+        """``(path, values, body, keep_alive)`` of the one whole beacon request ``data`` holds, with the
+        value of each of ``names`` (None: not sent), else None."""
+        end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
+        if end < 0:
             return None
-        name = name.lower()
-        value = value.strip(b" \t")
-        if name in _SPECIAL:
-            if name in _REFUSED:
+        first = data.find(b"\r\n")
+        path = LINES.get(data[:first])
+        if path is None or first == end:
+            return None
+        block = data[first:end + 2]  # CRLF, then each header line with its CRLF
+        lines = block.count(b"\n") - 1
+        pairs = _LINE.findall(block)
+        if len(pairs) != lines or block.count(b"\r") != lines + 1:
+            return None  # a line not of the form, or a lone CR or LF
+        heads = {name.lower(): value for name, value in pairs}
+        if len(heads) != lines:
+            return None  # a repeated name: the general path joins or picks among repeats
+        for name in _REFUSED:
+            if name in heads:
                 return None
-            if name == b"content-length":
-                if length is not None or not value.isdigit():
-                    return None
-                length = int(value)
-            else:
-                tokens = value.lower()
-                if b"upgrade" in tokens:
-                    return None
-                if b"close" in tokens:
-                    keep_alive = False
-        headers.append((name, value))
-    body = data[end + 4:]
-    if length is None or len(body) != length:
-        return None
-    return path, headers, body, keep_alive
+        length = heads.get(b"content-length")
+        if length is None:
+            return None
+        if not length.isdigit() or int(length) != len(data) - end - 4:
+            return None
+        keep_alive = True
+        tokens = heads.get(b"connection")
+        if tokens is not None:
+            tokens = tokens.lower()
+            if b"upgrade" in tokens:
+                return None
+            keep_alive = b"close" not in tokens
+        return path, list(map(heads.get, self.names)), data[end + 4:], keep_alive

@@ -5,9 +5,9 @@ is answered by ``BeaconProtocol`` itself: at the end of that read it hands the r
 ``BeaconApp.inline``, which runs the same checks and pipeline as the ASGI route and queues the
 records on the turn's shared write; the answer is written, as one ``write()``, once the records are.
 No task, no ASGI messages, no per-request future. A read that is exactly one whole beacon request on
-a connection with nothing in flight (the common case) is not even given to httptools: it is taken
-apart in one pass (``collector.http.headparse``, which leaves everything it does not fully understand
-to httptools), without uvicorn's request cycle. The order and guarantees are those of the ASGI
+a connection with nothing in flight (the common case) is not even given to httptools: it is checked
+in one pass and only the headers a beacon reads are taken out (``collector.http.headparse``, which
+leaves everything it does not fully understand to httptools), without uvicorn's request cycle. The order and guarantees are those of the ASGI
 route: the answer follows the spool ``write()`` (the ``interval`` policy; under ``always`` every
 request takes the ASGI route and waits for its fsync), error answers are the same bytes.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from collector.http import headparse
 from collector.http.beacon import ROUTES
 from collector.http.deadlines import DeadlineHttpToolsProtocol
 
@@ -71,7 +70,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
             # its answers (the ASGI route waits for the write buffer to drain)
             super()._start_asgi_task(cycle, app)
         else:
-            self._answer_inline(cycle, bytes(cycle.body))
+            self._answer_inline(cycle, bytes(cycle.body), None)
 
     def _whole_beacon(self, data: bytes) -> bool:
         """A read that is one whole beacon request (``collector.http.headparse``), on a connection with
@@ -82,17 +81,18 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
                 or self.limit_concurrency is not None or self.root_path
                 or not self.beacons.collector.answers_after_write):
             return False
-        request = headparse.parse(data)
+        request = self.beacons.read_whole(data)
         if request is None:
             return False
-        path, headers, body, keep_alive = request
+        path, req, body, keep_alive = request
         self._unset_keepalive_if_required()
         self._hdr_since = None
+        # the headers the beacon reads are read already (``req``); no header is kept in the scope
         self.cycle = cycle = _WholeCycle(
             {"type": "http", "http_version": "1.1", "server": self.server, "client": self.client,
              "scheme": self.scheme, "root_path": "", "method": "POST", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "headers": headers}, keep_alive)
-        self._answer_inline(cycle, body)
+             "query_string": b"", "headers": []}, keep_alive)
+        self._answer_inline(cycle, body, req)
         return True
 
     def on_message_begin(self) -> None:
@@ -153,7 +153,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
             return
         super()._start_asgi_task(cycle, app)
 
-    def _answer_inline(self, cycle, body: bytes) -> None:
+    def _answer_inline(self, cycle, body: bytes, req) -> None:
         transport = self.transport
         assert self.beacons is not None and self.heads is not None
         stats = self.beacons.http
@@ -171,7 +171,7 @@ class BeaconProtocol(DeadlineHttpToolsProtocol):
                 transport.close()
             self.on_response_complete()
 
-        self.beacons.inline(cycle.scope, body, respond)
+        self.beacons.inline(cycle.scope, body, respond, req)
 
 
 class _Set:
