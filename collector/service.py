@@ -211,8 +211,7 @@ class Collector:
             raise Unavailable("shutting down", retry_after=1)
         now_ms = int(time.time() * 1000)
         shared: dict = {}  # what all events of this request derive from its address and User-Agent
-        return [Event(site=site, payload=p, ip=ip, user_agent=user_agent, received_ms=now_ms, gpc=gpc,
-                      origin=origin, shared=shared)
+        return [Event(site, p, ip, user_agent, now_ms, gpc, origin, shared)
                 for site, payloads in groups for p in payloads], now_ms
 
     @staticmethod

@@ -18,9 +18,13 @@ _AT_KEY = b'"_at":'
 
 def encode(table: str, row: dict[str, Any], at_ms: int) -> bytes:
     """The record of ``row`` for ``table``, spooled at ``at_ms``."""
-    body = orjson.dumps(row)
-    sep = b"," if len(body) > 2 else b""
-    return b"%s%s\"_t\":\"%s\",\"_at\":%d}" % (body[:-1], sep, table.encode("ascii"), at_ms)
+    if "_t" in row or "_at" in row:  # not a row's own keys: the record's keys win, last
+        row = {k: v for k, v in row.items() if k not in ("_t", "_at")}
+    row["_t"], row["_at"] = table, at_ms  # one serialization, the two keys last (insertion order)
+    try:
+        return orjson.dumps(row)
+    finally:
+        del row["_t"], row["_at"]
 
 
 def _string_after(record: bytes, i: int, key: bytes) -> str:

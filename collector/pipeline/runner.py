@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
 from collector.pipeline.event import Dropped, Event
@@ -15,15 +14,37 @@ SAMPLE = 8
 
 
 class Step(Protocol):
+    """Changes the event in place (and returns it), or raises ``Dropped``."""
+
     name: str
 
     def __call__(self, event: Event) -> Event: ...
 
 
-@dataclass
 class Outcome:
-    events: list[Event] = field(default_factory=list)  # in order, each with its table and row
-    dropped: dict[str, int] = field(default_factory=dict)  # by reason (a plain dict: one per request)
+    __slots__ = ("events", "dropped")
+
+    def __init__(self):
+        self.events: list[Event] = []  # in order, each with its table and row
+        self.dropped: dict[str, int] = {}  # by reason (a plain dict: one per request)
+
+
+def _over(step: Step, live: list[Event], owners: list[Outcome]) -> None:
+    """``step`` over every event of ``live``; a dropped event leaves ``live``, and its owner ``owners``
+    at the same place, its drop counted on that outcome. No list is rebuilt unless an event is dropped."""
+    start = 0
+    while True:
+        ev = None
+        try:
+            for ev in (live if start == 0 else live[start:]):
+                step(ev)
+            return
+        except Dropped as drop:
+            i = live.index(ev, start)  # by identity: events have no equality of their own
+            del live[i]
+            dropped = owners.pop(i).dropped
+            dropped[drop.reason] = dropped.get(drop.reason, 0) + 1
+            start = i
 
 
 class Pipeline:
@@ -45,7 +66,7 @@ class Pipeline:
         clock, spent = self.clock, self.step_ns
         t0 = clock()
         for step in self.steps:
-            event = step(event)
+            step(event)
             t1 = clock()  # one clock read per step: each step's end is the next one's start
             spent[step.name] += (t1 - t0) * weight
             t0 = t1
@@ -53,7 +74,7 @@ class Pipeline:
 
     def _apply_untimed(self, event: Event) -> Event:
         for step in self.steps:
-            event = step(event)
+            step(event)
         return event
 
     def run(self, events: Iterable[Event]) -> Outcome:
@@ -73,17 +94,11 @@ class Pipeline:
             except Dropped as drop:
                 out.dropped[drop.reason] = 1
             return out
-        clock, spent, dropped = self.clock, self.step_ns, out.dropped
-        live = events
+        clock, spent = self.clock, self.step_ns
+        live, owners = list(events), [out] * len(events)
         t0 = clock()
         for step in self.steps:
-            nxt = []
-            for event in live:
-                try:
-                    nxt.append(step(event))
-                except Dropped as drop:
-                    dropped[drop.reason] = dropped.get(drop.reason, 0) + 1
-            live = nxt
+            _over(step, live, owners)
             t1 = clock()
             spent[step.name] += t1 - t0
             t0 = t1
@@ -96,21 +111,16 @@ class Pipeline:
         code and memories stay hot across them, and the clock is read twice per step for all), each
         request keeping its own outcome: its events in order and its drops."""
         outs = [Outcome() for _ in requests]
-        live = [(outs[i], ev) for i, evs in enumerate(requests) for ev in evs]
+        live = [ev for evs in requests for ev in evs]
+        owners = [out for out, evs in zip(outs, requests) for _ in evs]
         clock, spent = self.clock, self.step_ns
         t0 = clock()
         for step in self.steps:
-            nxt = []
-            for out, event in live:
-                try:
-                    nxt.append((out, step(event)))
-                except Dropped as drop:
-                    out.dropped[drop.reason] = out.dropped.get(drop.reason, 0) + 1
-            live = nxt
+            _over(step, live, owners)
             t1 = clock()
             spent[step.name] += t1 - t0
             t0 = t1
-        for out, event in live:
+        for out, event in zip(owners, live):
             out.events.append(event)
         return outs
 
