@@ -104,8 +104,9 @@ def page_url(rnd: random.Random) -> str:
     return f"https://{SITE}{path}" + (f"?{query}" if query else "")
 
 
-def payload(rnd: random.Random, seq: int | None = None, now: int | None = None) -> dict:
-    """One beacon body as the tracker sends it (short keys)."""
+def payload(rnd: random.Random, seq: int | None = None, now: int | None = None, cid: str | None = None) -> dict:
+    """One beacon body as the tracker sends it (short keys); ``cid``: the client id to send ("" none),
+    else one drawn as the mix draws them."""
     p: dict = {"n": "pageview", "u": page_url(rnd), "d": SITE}
     ref = rnd.choice(REFERRERS)
     if ref:
@@ -118,13 +119,20 @@ def payload(rnd: random.Random, seq: int | None = None, now: int | None = None) 
         p["n"] = "click"
         p["link"] = "https://partner.example.com/enroll?id=7"
         p["text"] = "Enroll now"
-    if rnd.random() < 0.7:
-        p["cid"] = f"{base36((int(time.time()) if now is None else now) - rnd.randint(0, 3600))}.{rnd.getrandbits(64):016x}"
+    if cid is None:
+        cid = client_id(rnd, now) if rnd.random() < 0.7 else ""
+    if cid:
+        p["cid"] = cid
     if rnd.random() < 0.1:
         p["p"] = {"plan": rnd.choice(("gold", "silver", "bronze")), "step": str(rnd.randint(1, 5))}
     if seq is not None:
         p.setdefault("p", {})["k"] = letters(seq)
     return p
+
+
+def client_id(rnd: random.Random, now: int | None = None) -> str:
+    """A client id as the tracker makes them: its creation time (base36 seconds, up to an hour ago), a dot, random hex."""
+    return f"{base36((int(time.time()) if now is None else now) - rnd.randint(0, 3600))}.{rnd.getrandbits(64):016x}"
 
 
 def letters(n: int) -> str:
@@ -154,7 +162,8 @@ def from_letters(s: str) -> int:
 
 
 class Mix:
-    """The request-level mix: each request has its own body, User-Agent and client address."""
+    """The request-level mix: each request has its own body, User-Agent and client address; the events
+    of a batch are one client's (one User-Agent, address and client id), on pages drawn as for singles."""
 
     def __init__(self, distinct_uas: int = 300, distinct_ips: int = 5000, seed: int = 1):
         self.uas = user_agents(distinct_uas)
@@ -170,8 +179,9 @@ class Mix:
             ip = self.rnd.choice(self.ips)
             if events_per_request == 1:
                 body = orjson.dumps(payload(self.rnd, now=self.now))
-            else:
-                body = orjson.dumps([payload(self.rnd, now=self.now) for _ in range(events_per_request)])
+            else:  # a batch is one client's (an app's queue, a page's): one client id or none for all of it
+                cid = client_id(self.rnd, self.now) if self.rnd.random() < 0.7 else ""
+                body = orjson.dumps([payload(self.rnd, now=self.now, cid=cid) for _ in range(events_per_request)])
             yield body, ua, ip
 
     def events(self, count: int) -> list[tuple[dict, str, str]]:

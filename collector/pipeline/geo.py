@@ -38,6 +38,13 @@ class GeoStep:
         return country, region, region_name, city
 
     def __call__(self, ev: Event) -> Event:
+        shared = ev.shared  # once per request: the events of a batch share the address
+        facts = shared.get(GEO)
+        if facts is None:
+            facts = shared[GEO] = self.resolve(ev.ip)
         row = ev.row
-        row["country"], row["region"], row["region_name"], row["city"] = self.resolve(ev.ip)
+        row["country"], row["region"], row["region_name"], row["city"] = facts
         return ev
+
+
+GEO = "geo"  # the request's geography in ``Event.shared``

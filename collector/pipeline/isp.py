@@ -35,6 +35,9 @@ def truncate_ip(ip: str, v4_bits: int) -> str:
     return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
+ISP = "isp"  # the request's network facts in ``Event.shared``
+
+
 class IspStep:
     name = "isp"
 
@@ -54,7 +57,11 @@ class IspStep:
         return asn, isp, truncate_ip(ip, self.prefix_bits) if self.prefix_bits else ""
 
     def __call__(self, ev: Event) -> Event:
+        shared = ev.shared  # once per request: the events of a batch share the address
+        facts = shared.get(ISP)
+        if facts is None:
+            facts = shared[ISP] = self.network(ev.ip)
         row = ev.row
-        row["asn"], row["isp"] = self.network(ev.ip)
+        row["asn"], row["isp"] = facts
         row["ip_prefix"] = ev.derived("ip_prefix", lambda: truncate_ip(ev.ip, self.prefix_bits)) if self.prefix_bits else ""
         return ev

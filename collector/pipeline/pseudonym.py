@@ -58,16 +58,28 @@ class PseudonymStep:
                 row["visitor_id"] = row["key_id"] = row["network_id"] = ""
                 return ev
             cid = ""
-        today = self.keys.visitor_key()
         site = ev.site.domain
-        if cid:
-            created = client_id_created(cid)
-            key = today if created is None else self.keys.visitor_key(at=created)
-            row["visitor_id"] = mac(key, "visitor", site, cid)
+        shared = ev.shared
+        if cid:  # a batch's events mostly share one client id: one key choice and one HMAC for them
+            memo = (PSEUDONYM, site, cid)
+            hit = shared.get(memo)
+            if hit is None:
+                created = client_id_created(cid)
+                key = self.keys.visitor_key() if created is None else self.keys.visitor_key(at=created)
+                hit = shared[memo] = (mac(key, "visitor", site, cid), key.id)
+            row["visitor_id"], row["key_id"] = hit
         else:
-            key = today
+            key = self.keys.visitor_key()
             row["visitor_id"] = ev.derived(("visitor-ip", site, key.id),
                                            lambda: mac(key, "visitor-ip", site, ev.ip, ev.user_agent))
-        row["key_id"] = key.id
-        row["network_id"] = ev.derived(("network", site, today.id), lambda: self.network_id(today, site, ev.ip))
+            row["key_id"] = key.id
+        memo = (NETWORK, site)
+        network = shared.get(memo)
+        if network is None:
+            today = self.keys.visitor_key()
+            network = shared[memo] = self.network_id(today, site, ev.ip)
+        row["network_id"] = network
         return ev
+
+
+PSEUDONYM, NETWORK = "pseudonym", "network"  # the request's pseudonyms in ``Event.shared``
