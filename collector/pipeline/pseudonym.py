@@ -60,25 +60,23 @@ class PseudonymStep:
             cid = ""
         site = ev.site.domain
         shared = ev.shared
-        if cid:  # a batch's events mostly share one client id: one key choice and one HMAC for them
-            memo = (PSEUDONYM, site, cid)
-            hit = shared.get(memo)
-            if hit is None:
-                created = client_id_created(cid)
-                key = self.keys.visitor_key() if created is None else self.keys.visitor_key(at=created)
-                hit = shared[memo] = (mac(key, "visitor", site, cid), key.id)
-            row["visitor_id"], row["key_id"] = hit
-        else:
-            key = self.keys.visitor_key()
-            row["visitor_id"] = ev.derived(("visitor-ip", site, key.id),
-                                           lambda: mac(key, "visitor-ip", site, ev.ip, ev.user_agent))
-            row["key_id"] = key.id
-        memo = (NETWORK, site)
-        network = shared.get(memo)
-        if network is None:
+        # what the request's events share (one address, mostly one client id): made once for them
+        memo = (PSEUDONYM, site, cid)
+        hit = shared.get(memo)
+        if hit is None:
             today = self.keys.visitor_key()
-            network = shared[memo] = self.network_id(today, site, ev.ip)
-        row["network_id"] = network
+            if cid:
+                created = client_id_created(cid)
+                key = today if created is None else self.keys.visitor_key(at=created)
+                visitor = mac(key, "visitor", site, cid)
+            else:
+                key = today
+                visitor = mac(key, "visitor-ip", site, ev.ip, ev.user_agent)
+            network = shared.get((NETWORK, site))
+            if network is None:
+                network = shared[(NETWORK, site)] = self.network_id(today, site, ev.ip)
+            hit = shared[memo] = (visitor, key.id, network)
+        row["visitor_id"], row["key_id"], row["network_id"] = hit
         return ev
 
 
