@@ -258,8 +258,9 @@ class Loader:
         by_table: dict[str, list[bytes]] = defaultdict(list)
         undecodable: list[dict] = []
         erased = 0
+        table_of = record.table_of
         for _, payload in records:
-            table = record.table_of(payload)
+            table = table_of(payload)
             if table in TABLES:
                 by_table[table].append(payload)
             elif table == record.ERASED:

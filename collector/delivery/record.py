@@ -38,7 +38,23 @@ def _string_after(record: bytes, i: int, key: bytes) -> str:
 
 def table_of(record: bytes) -> str:
     """The target table of a record ("" when it names none)."""
-    return _string_after(record, record.rfind(_TABLE_KEY), _TABLE_KEY)
+    i = record.rfind(_TABLE_KEY)
+    if i < 0:
+        return ""
+    i += len(_TABLE_KEY)
+    j = record.find(b'"', i)
+    if j < 0:
+        return ""
+    name = record[i:j]
+    table = _TABLES.get(name)
+    if table is None:
+        table = name.decode("ascii", "replace")
+        if len(_TABLES) < 64:
+            _TABLES[name] = table
+    return table
+
+
+_TABLES: dict[bytes, str] = {}  # table names seen, by their bytes (a few tables: one decoding each)
 
 
 def spooled_at(record: bytes) -> int:

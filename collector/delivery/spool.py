@@ -89,17 +89,31 @@ class Scan:
     more: bool = False  # the read stopped at its byte budget: more records may follow ``end``
 
 
-def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
-    """Records in ``buf`` from ``start``; stops after ``limit`` records."""
+def scan(buf: bytes, start: int = 0, limit: int | None = None, base: int = 0) -> Scan:
+    """Records in ``buf`` from ``start``; stops after ``limit`` records. Offsets are given as ``base``
+    plus the offset in ``buf`` (``buf`` read from a file at ``base``)."""
     records: list[tuple[int, bytes]] = []
     damaged: list[tuple[int, int]] = []
     pos, n = start, len(buf)
     mv = memoryview(buf)
-    while pos < n and (limit is None or len(records) < limit):
+    unpack, hs, crc32, append = HEADER.unpack_from, HEADER.size, zlib.crc32, records.append
+    left = n if limit is None else limit
+    while pos < n and left > 0:
+        if pos + hs <= n:  # the common case, a whole record that verifies: one slice, one checksum
+            magic, length, crc = unpack(buf, pos)
+            stop = pos + hs + length
+            if magic == MAGIC and length <= MAX_RECORD and stop <= n:
+                payload = buf[pos + hs:stop]
+                if crc32(payload) == crc:
+                    append((base + stop, payload))
+                    pos = stop
+                    left -= 1
+                    continue
         size = _valid_at(mv, pos)
         if size > 0:
-            records.append((pos + size, bytes(mv[pos + HEADER.size : pos + size])))
+            append((base + pos + size, bytes(mv[pos + HEADER.size : pos + size])))
             pos += size
+            left -= 1
             continue
         # damaged (or incomplete with later data): resynchronise on the next verifying record
         nxt = buf.find(MAGIC, pos + 1)
@@ -107,12 +121,12 @@ def scan(buf: bytes, start: int = 0, limit: int | None = None) -> Scan:
             nxt = buf.find(MAGIC, nxt + 1)
         if nxt < 0:
             if size == 0:  # a record cut short: a torn tail
-                return Scan(records, damaged, pos, True)
-            damaged.append((pos, n))  # whole but failing its checksum (or not a record): damage
-            return Scan(records, damaged, n, False)
-        damaged.append((pos, nxt))
+                return Scan(records, damaged, base + pos, True)
+            damaged.append((base + pos, base + n))  # whole but failing its checksum (or not a record): damage
+            return Scan(records, damaged, base + n, False)
+        damaged.append((base + pos, base + nxt))
         pos = nxt
-    return Scan(records, damaged, pos, False)
+    return Scan(records, damaged, base + pos, False)
 
 
 @dataclass
@@ -352,12 +366,9 @@ class Spool:
                 buf = f.read(stop - offset)
         except FileNotFoundError:
             return Scan([], [], offset, False)
-        result = scan(buf, 0, limit)
+        result = scan(buf, 0, limit, base=offset)
         if stop < end and (result.torn or len(result.records) < limit):
             result.torn, result.more = False, True
-        result.records = [(offset + o, p) for o, p in result.records]
-        result.damaged = [(offset + a, offset + b) for a, b in result.damaged]
-        result.end += offset
         return result
 
     def rewrite(self, replace: Callable[[bytes], bytes | None]) -> int:
