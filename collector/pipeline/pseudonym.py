@@ -64,13 +64,11 @@ class PseudonymStep:
         memo = (PSEUDONYM, site, cid)
         hit = shared.get(memo)
         if hit is None:
-            today = self.keys.visitor_key()
             if cid:
-                created = client_id_created(cid)
-                key = today if created is None else self.keys.visitor_key(at=created)
+                today, key = self.keys.visitor_keys(client_id_created(cid))
                 visitor = mac(key, "visitor", site, cid)
             else:
-                key = today
+                today = key = self.keys.visitor_key()
                 visitor = mac(key, "visitor-ip", site, ev.ip, ev.user_agent)
             network = shared.get((NETWORK, site))
             if network is None:

@@ -175,6 +175,16 @@ class KeyStore:
                 return key
         return self._visitor[self.period(now)]
 
+    def visitor_keys(self, at: float | None = None) -> tuple[Key, Key]:
+        """``(visitor_key(), visitor_key(at=at))`` with one clock read for both."""
+        now = self.clock()
+        if now >= self._next_check:
+            self.maintain()
+        today = self._visitor[int(now // self.period_s)]
+        if at is None:
+            return today, today
+        return today, self._visitor.get(int(at // self.period_s)) or today
+
     def member_key(self) -> Key:
         if self._member is None:
             self.maintain()

@@ -47,9 +47,13 @@ def test_rotation_gives_unrelated_pseudonyms_and_destroys_old_keys(tmp_path):
     assert mac(k2, "visitor", "example.org", "client-1") != p1
     # the previous period's key stays usable for visits that began before the rotation
     assert ks.visitor_key(at=100 * DAY + 10).id == k1.id
+    assert [k.id for k in ks.visitor_keys(100 * DAY + 10)] == [k2.id, k1.id]  # today's and the visit's, together
+    assert [k.id for k in ks.visitor_keys(None)] == [k2.id, k2.id]
     clock.t = 102 * DAY + 1  # k1's period ended at 101 days; destroy_after 24 h
     ks.maintain()
     assert ks.visitor_key(at=100 * DAY + 10).id != k1.id
+    today = ks.visitor_key()
+    assert [k.id for k in ks.visitor_keys(100 * DAY + 10)] == [today.id, today.id]  # gone: today's instead
     disk = all_bytes(tmp_path)
     assert k1.secret not in disk and k1.secret.hex().encode() not in disk
     assert k2.secret.hex().encode() in disk
