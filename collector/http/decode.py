@@ -30,6 +30,8 @@ LIMITS = {"name": 120, "url": 2048, "domain": 253, "referrer": 2048, "cid": 64, 
           "device_model": 64, "screen": 256, "country": 8, "region": 16}
 IGNORED = ("interactive", "scroll_depth", "revenue", "version")
 MAX_INT = 2**53
+_KEPT = {k: v for k, v in ALIASES.items() if v not in IGNORED}  # the aliases of the fields read
+_DOMAINS: dict[str, str] = {}  # a ``domain`` value as sent -> its canonical form (bounded)
 
 
 def parse_json(body: bytes) -> Any:
@@ -97,11 +99,11 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise BadRequest("each event must be a JSON object")
     ev: dict[str, Any] = {}
+    kept = _KEPT
     for key, value in raw.items():
-        canon = ALIASES.get(key)
-        if canon is None or canon in IGNORED:
-            continue
-        ev[canon] = value
+        canon = kept.get(key)
+        if canon is not None:
+            ev[canon] = value
     absent = None  # string fields sent as null: as if not sent
     for key, v in ev.items():
         limit = LIMITS.get(key)
@@ -124,7 +126,13 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
         raise BadRequest("name is required")
     if not ev.get("url") and not ev.get("screen"):
         raise BadRequest("url is required")
-    ev["domain"] = ev["domain"].split(",")[0].strip().lower()
+    domain = _DOMAINS.get(ev["domain"])
+    if domain is None:
+        domain = ev["domain"].split(",")[0].strip().lower()
+        if len(_DOMAINS) >= 256:
+            _DOMAINS.clear()
+        _DOMAINS[ev["domain"]] = domain
+    ev["domain"] = domain
     if ev.get("url") and not ev["url"].startswith(("http://", "https://", "app://")):
         raise BadRequest("url must be an absolute http(s) URL")
     if "url" in ev and ("[" in ev["url"] or "]" in ev["url"] or not ev["url"].isascii()):
