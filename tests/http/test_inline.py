@@ -436,3 +436,72 @@ def test_requests_of_one_turn_share_the_pipeline_each_with_its_own_outcome(tmp_p
     assert statuses == [202] * 5 + [422] + [202] * 3 + [400, 415, 202]
     assert paths == sorted([f"/turn-{i}" for i in range(12) if i not in (3, 5, 7, 9, 10)] + ["/turn-7a", "/turn-7b"])
     assert dropped.get("bot") == 1 and accepted == 10
+
+
+def test_a_whole_beacon_read_skips_the_general_parser_and_keeps_no_header(tmp_path):
+    """A read that is one whole beacon request is answered without httptools (collector/http/headparse.py),
+    with the answer the parsed path gives the same bytes split over two reads; the beacon's scope holds
+    no header at all, so Cookie and Authorization are never in it; anything else still goes to httptools."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from collector.http.app import create_app
+    from collector.http.inline import protocol_class
+
+    settings = make_settings(tmp_path / "data", rate_burst=10000)
+    body = event("/whole-read")
+    raw = (f"POST /api/event HTTP/1.1\r\nHost: c\r\nUser-Agent: {UA}\r\nX-Forwarded-For: 81.2.69.9\r\n"
+           f"Cookie: session=s3cr3t-cookie\r\nAuthorization: Bearer s3cr3t-token\r\n"
+           f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+    class Counting:
+        def __init__(self, parser):
+            self.parser, self.feeds = parser, 0
+
+        def feed_data(self, data):
+            self.feeds += 1
+            return self.parser.feed_data(data)
+
+        def __getattr__(self, name):
+            return getattr(self.parser, name)
+
+    async def go():
+        app = create_app(settings)
+        svc = app.state.collector
+        await svc.start()
+        scopes = []
+        inline = app.inline
+
+        def watched(scope, body, respond, req=None):
+            scopes.append(repr(scope).encode())
+            return inline(scope, body, respond, req)
+
+        app.inline = watched
+        try:
+            config = uvicorn.Config(app, http=protocol_class(settings.request_timeout_s, app), loop="none",
+                                    log_config=None, access_log=False, lifespan="off", proxy_headers=False)
+            config.load()
+            state = ServerState()
+            out = {}
+            for name, reads in {"whole": [raw], "split": [raw[:40], raw[40:]],
+                                "two in one read": [raw + raw]}.items():
+                p, t = config.http_protocol_class(config=config, server_state=state, app_state={}), MemoryTransport()
+                p.connection_made(t)
+                p.parser = Counting(p.parser)
+                for part in reads:
+                    p.data_received(part)
+                    for _ in range(10):
+                        await asyncio.sleep(0)
+                out[name] = (p.parser.feeds, t.out)
+            return out, scopes
+        finally:
+            await svc.stop()
+
+    out, scopes = asyncio.run(go())
+    assert out["whole"][0] == 0 and out["split"][0] == 2 and out["two in one read"][0] == 1
+    assert out["whole"][1] == out["split"][1] and out["whole"][1].startswith(b"HTTP/1.1 202")
+    assert out["two in one read"][1].count(b"HTTP/1.1 202") == 2
+    whole = scopes[0]  # as the beacon app got it, before anything read it
+    assert b"'headers': []" in whole and b"s3cr3t" not in whole
