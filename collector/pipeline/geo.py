@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collector.pipeline.event import Event
 from collector.pipeline.mmdb import open_database
-from collector.pipeline.network import NetworkMemo
+from collector.pipeline.network import NetworkMemo, network_of
 from collector.pipeline.regions import subdivision
 
 
@@ -41,7 +41,7 @@ class GeoStep:
         shared = ev.shared  # once per request: the events of a batch share the address
         facts = shared.get(GEO)
         if facts is None:
-            facts = shared[GEO] = self.resolve(ev.ip)
+            facts = shared[GEO] = self.resolve(ev.ip, network_of(ev))
         row = ev.row
         row["country"], row["region"], row["region_name"], row["city"] = facts
         return ev

@@ -11,7 +11,7 @@ import socket
 
 from collector.pipeline.event import Event
 from collector.pipeline.mmdb import open_database
-from collector.pipeline.network import NetworkMemo
+from collector.pipeline.network import NetworkMemo, network_of
 
 
 def truncate_ip(ip: str, v4_bits: int) -> str:
@@ -60,7 +60,7 @@ class IspStep:
         shared = ev.shared  # once per request: the events of a batch share the address
         facts = shared.get(ISP)
         if facts is None:
-            facts = shared[ISP] = self.network(ev.ip)
+            facts = shared[ISP] = self.network(ev.ip, network_of(ev))
         row = ev.row
         row["asn"], row["isp"] = facts
         row["ip_prefix"] = ev.derived("ip_prefix", lambda: truncate_ip(ev.ip, self.prefix_bits)) if self.prefix_bits else ""

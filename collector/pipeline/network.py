@@ -27,6 +27,19 @@ def prefix_key(ip: str) -> bytes | None:
         return None
 
 
+UNSET = object()  # "not made yet": a prefix key can itself be None
+NET = "net"  # the request's network (``prefix_key`` of its address) in ``Event.shared``
+
+
+def network_of(ev) -> bytes | None:
+    """``prefix_key(ev.ip)``, made once per request (the events of a request share the address)."""
+    shared = ev.shared
+    key = shared.get(NET, UNSET)
+    if key is UNSET:
+        key = shared[NET] = prefix_key(ev.ip)
+    return key
+
+
 class NetworkMemo:
     """``derive(record)`` for an address, memoized per /24 or /48 network; bounded (starts over when full)."""
 
@@ -38,10 +51,12 @@ class NetworkMemo:
         self.memo: dict[bytes, Any] = {}
         self.size = size
 
-    def __call__(self, ip: str) -> Any:
+    def __call__(self, ip: str, key: Any = UNSET) -> Any:
+        """The facts for ``ip``; ``key``: its ``prefix_key`` when already made."""
         if self.reader is None or not ip:
             return self.derive({})
-        key = prefix_key(ip)
+        if key is UNSET:
+            key = prefix_key(ip)
         if key is None:  # not an address in its plain form: the reader decides, nothing is remembered
             try:
                 return self.derive(self.reader.get(ip) or {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collector.pipeline.event import Event
 from collector.pipeline.isp import truncate_ip
-from collector.pipeline.network import prefix_key
+from collector.pipeline.network import UNSET, network_of, prefix_key
 from collector.privacy.keys import mac
 
 
@@ -35,8 +35,10 @@ class PseudonymStep:
         # network pseudonyms by (site, key id, /24 or /48 network): keyed by the network, never an address
         self._networks: dict[tuple[str, str, bytes], str] = {}
 
-    def network_id(self, key, site: str, ip: str) -> str:
-        net = prefix_key(ip)
+    def network_id(self, key, site: str, ip: str, net=UNSET) -> str:
+        """The network pseudonym of ``ip``; ``net``: its ``prefix_key`` when already made."""
+        if net is UNSET:
+            net = prefix_key(ip)
         if net is None:
             return mac(key, "network", site, truncate_ip(ip, 24) or ip)
         memo_key = (site, key.id, net)
@@ -72,7 +74,7 @@ class PseudonymStep:
                 visitor = mac(key, "visitor-ip", site, ev.ip, ev.user_agent)
             network = shared.get((NETWORK, site))
             if network is None:
-                network = shared[(NETWORK, site)] = self.network_id(today, site, ev.ip)
+                network = shared[(NETWORK, site)] = self.network_id(today, site, ev.ip, network_of(ev))
             hit = shared[memo] = (visitor, key.id, network)
         row["visitor_id"], row["key_id"], row["network_id"] = hit
         return ev
