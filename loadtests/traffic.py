@@ -165,11 +165,12 @@ class Mix:
     """The request-level mix: each request has its own body, User-Agent and client address; the events
     of a batch are one client's (one User-Agent, address and client id), on pages drawn as for singles."""
 
-    def __init__(self, distinct_uas: int = 300, distinct_ips: int = 5000, seed: int = 1):
+    def __init__(self, distinct_uas: int = 300, distinct_ips: int = 5000, seed: int = 1, now: int | None = None):
         self.uas = user_agents(distinct_uas)
         self.ips = public_ips(distinct_ips)
         self.rnd = random.Random(seed)
-        self.now = int(time.time())  # client ids are made relative to one instant: a mix is reproducible
+        # client ids are made relative to one instant (default: now), so one seed and instant give one mix
+        self.now = int(time.time()) if now is None else now
 
     def requests(self, count: int, events_per_request: int = 1) -> Iterator[tuple[bytes, str, str]]:
         """(body, user_agent, client_ip) for ``count`` requests."""

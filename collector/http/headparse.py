@@ -13,8 +13,10 @@ to httptools exactly as before:
 - a request line other than the two exact beacon lines (another method, path, query, HTTP version);
 - a header line that is not ``token ":" value`` with the value in printable ASCII and tab (an
   obs-fold, a space before the colon, no name, a control byte, a lone CR or LF, non-ASCII bytes);
-- ``Transfer-Encoding``, ``Expect``, ``Upgrade``, a ``Connection`` that asks for an upgrade;
-- no ``Content-Length``, a repeated one, one that is not all digits, or a body of another length
+- ``Transfer-Encoding``, ``Expect``, ``Upgrade``, a ``Connection`` (or ``Proxy-Connection``) that
+  names an upgrade;
+- no ``Content-Length``, a repeated one, one that is not all digits (or longer than 18), or a body of
+  another length
   (part of the body still to come, or a second request pipelined behind the first);
 - a named header that appears more than once (the general path joins or picks among repeats);
 - a head longer than ``MAX_HEAD_BYTES``.
@@ -33,8 +35,11 @@ MAX_HEAD_BYTES = 16 * 1024
 # one header line, from the LF before it to the CRLF that ends it: a token, a colon, then printable
 # ASCII and tabs (so a line with anything else, or split by a lone CR or LF, does not match, and the
 # count of matches against the count of LFs shows it); the value without the blanks around it
-_LINE = re.compile(rb"\n([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x20-\x7e\t]*[\x21-\x7e])?)[ \t]*\r(?=\n)")
+# The blanks before the value are taken possessively, so an all-blank value that ends badly fails in
+# one pass (with both blank runs free to trade characters it took time quadratic in its length).
+_LINE = re.compile(rb"\n([!#$%&'*+\-.^_`|~0-9A-Za-z]++):[ \t]*+((?:[\x20-\x7e\t]*[\x21-\x7e])?)[ \t]*\r(?=\n)")
 _REFUSED = (b"transfer-encoding", b"expect", b"upgrade")
+_CONNECTION = (b"connection", b"proxy-connection")  # ``close`` among their comma-separated tokens ends keep-alive
 
 
 class Reader:
@@ -65,15 +70,17 @@ class Reader:
             if name in heads:
                 return None
         length = heads.get(b"content-length")
-        if length is None:
+        if length is None or len(length) > 18:  # 18 digits: any body length there is, as an int
             return None
         if not length.isdigit() or int(length) != len(data) - end - 4:
             return None
         keep_alive = True
-        tokens = heads.get(b"connection")
-        if tokens is not None:
-            tokens = tokens.lower()
-            if b"upgrade" in tokens:
-                return None
-            keep_alive = b"close" not in tokens
+        for name in _CONNECTION:  # llhttp reads Proxy-Connection as it reads Connection
+            tokens = heads.get(name)
+            if tokens is not None:
+                tokens = tokens.lower()
+                if b"upgrade" in tokens:
+                    return None
+                if any(t.strip(b" \t") == b"close" for t in tokens.split(b",")):
+                    keep_alive = False
         return path, list(map(heads.get, self.names)), data[end + 4:], keep_alive

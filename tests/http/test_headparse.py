@@ -180,3 +180,40 @@ def test_well_formed_heads_are_taken_and_read_as_httptools_reads_them():
         assert assert_same_as_httptools(data) is not upgrade
         taken += not upgrade
     assert taken > 1900
+
+
+@pytest.mark.parametrize("line", [
+    b"Proxy-Connection: close", b"Proxy-Connection:  \tclose\t", b"Proxy-Connection: x, close",
+    b"Connection: closed", b"Connection: xclose", b"Connection: foo-close", b"Connection: close;x",
+    b"Connection: close!", b"Connection: keep-alive close", b"Connection: close keep-alive",
+    b"Connection: x\tclose", b"Connection: close\tx", b"Connection: ,close", b"Connection: x ,close",
+    b"Connection: x,\tclose", b"Connection: CLOSE", b"Connection: \tclose\t", b"Connection: keep-alive",
+])
+def test_keep_alive_is_decided_by_close_tokens_as_httptools_decides_it(line):
+    # llhttp reads Proxy-Connection like Connection, and only a whole comma-separated "close" token counts
+    assert assert_same_as_httptools(beacon([b"Host: h", line, b"Content-Length: %d" % len(BODY)]))
+
+
+def test_a_content_length_too_long_for_an_int_is_left_to_httptools():
+    assert read(beacon([b"Content-Length: " + b"0" * 5000 + b"2"], b"{}")) is None
+
+
+@pytest.mark.parametrize("value", [
+    lambda n: b" " * n + b"\x01", lambda n: b"\t" * n + b"\x7f", lambda n: b"a" + b" " * n + b"\x01",
+    lambda n: b"a " * (n // 2) + b"\x01", lambda n: b" " * (n // 2) + b"a" + b" " * (n // 2) + b"\x01",
+])
+def test_a_bad_header_line_is_refused_in_time_linear_in_its_length(value):
+    import time
+
+    def seconds(n: int) -> float:
+        data = beacon([b"X:" + value(n), b"Content-Length: 2"], b"{}")
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(10):
+                assert read(data) is None
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    # 8x the line: about 8x the time when linear, 64x when quadratic (an all-blank value was)
+    assert seconds(14000) / seconds(1750) < 24

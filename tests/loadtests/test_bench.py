@@ -3,6 +3,7 @@ Speed is never asserted here; the figures come from ``make bench``."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from loadtests import enrichment, report, requestcpu, traffic, useragent, wrk
@@ -21,9 +22,11 @@ def test_mix_is_deterministic_and_valid_for_the_decoder():
     from collector.http.decode import decode_events
     from collector.settings import Settings, Site
 
-    a = list(traffic.Mix(seed=4).requests(20, 3))
-    b = list(traffic.Mix(seed=4).requests(20, 3))
+    now = 1_764_000_000
+    a = list(traffic.Mix(seed=4, now=now).requests(20, 3))
+    b = list(traffic.Mix(seed=4, now=now).requests(20, 3))
     assert a == b
+    assert all(len({e.get("cid") for e in orjson.loads(body)}) == 1 for body, _, _ in a)  # a batch is one client's
     settings = Settings(sites=(Site(traffic.SITE),))
     for body, ua, ip in a:
         assert len(decode_events(body, settings, batch=True)) == 3
