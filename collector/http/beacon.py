@@ -147,7 +147,7 @@ class BeaconApp:
         self._cors: dict[bytes, tuple] = {}  # allowed Origin value -> response headers (bounded)
         self._front: list[_Inline] = []  # inline beacons of this event-loop turn (``_run_front``)
         self._whole = headparse.Reader(_NAMES)
-        self._ctypes: dict[bytes, bool] = {}  # Content-Type value as sent -> whether beacons accept it
+        self._ctypes: set[bytes] = set()  # accepted Content-Type values, as sent
 
     def __getattr__(self, name):  # ``state``, ``routes``, ``router``, … are the Starlette app's
         return getattr(self.app, name)
@@ -305,13 +305,11 @@ class BeaconApp:
         """The client and the checks made before a body is read: rate limit (429), content type (415)."""
         ip, ua = self._client(scope, req)
         self.ratelimit.check(ip)
-        allowed = self._ctypes.get(req.ctype)
-        if allowed is None:
-            allowed = req.ctype.decode("latin-1").split(";")[0].strip().lower() in CONTENT_TYPES
-            if len(self._ctypes) < 64:  # the few values clients send, as sent
-                self._ctypes[req.ctype] = allowed
-        if not allowed:
-            raise UnsupportedMediaType("Content-Type must be text/plain or application/json")
+        if req.ctype not in self._ctypes:
+            if req.ctype.decode("latin-1").split(";")[0].strip().lower() not in CONTENT_TYPES:
+                raise UnsupportedMediaType("Content-Type must be text/plain or application/json")
+            if len(self._ctypes) < 64:  # the few accepted spellings clients send, as sent
+                self._ctypes.add(req.ctype)
         return ip, ua
 
     def _events(self, body: bytes, batch: bool, ip: str, ua: str, req: _Request) -> tuple:

@@ -31,7 +31,7 @@ LIMITS = {"name": 120, "url": 2048, "domain": 253, "referrer": 2048, "cid": 64, 
 IGNORED = ("interactive", "scroll_depth", "revenue", "version")
 MAX_INT = 2**53
 _KEPT = {k: v for k, v in ALIASES.items() if v not in IGNORED}  # the aliases of the fields read
-_DOMAINS: dict[str, str] = {}  # a ``domain`` value as sent -> its canonical form (bounded)
+_DOMAINS: dict[str, str] = {}  # a configured site's ``domain`` as sent -> its canonical form (bounded)
 
 
 def parse_json(body: bytes) -> Any:
@@ -129,9 +129,10 @@ def normalize(raw: Any, settings) -> dict[str, Any]:
     domain = _DOMAINS.get(ev["domain"])
     if domain is None:
         domain = ev["domain"].split(",")[0].strip().lower()
-        if len(_DOMAINS) >= 256:
-            _DOMAINS.clear()
-        _DOMAINS[ev["domain"]] = domain
+        if settings.site(domain) is not None:  # only spellings of configured sites are remembered
+            if len(_DOMAINS) >= 256:
+                _DOMAINS.clear()
+            _DOMAINS[ev["domain"]] = domain
     ev["domain"] = domain
     if ev.get("url") and not ev["url"].startswith(("http://", "https://", "app://")):
         raise BadRequest("url must be an absolute http(s) URL")
