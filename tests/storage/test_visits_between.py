@@ -69,6 +69,25 @@ def ordered(rows: list[dict]) -> list[str]:
     return sorted(json.dumps(r, sort_keys=True) for r in rows)
 
 
+def same_rows(got: list[dict], want: list[dict]) -> bool:
+    """The same rows, fractional values (averages, rounded to 3 decimals by the views) within one unit of
+    their last place: the engine adds a group's values in no fixed order, which can move the rounding."""
+    def key(r):
+        return json.dumps({k: v for k, v in r.items() if not isinstance(v, float)}, sort_keys=True)
+
+    if len(got) != len(want):
+        return False
+    def full(r):
+        return key(r), json.dumps(r, sort_keys=True)
+
+    for a, b in zip(sorted(got, key=full), sorted(want, key=full)):
+        if key(a) != key(b) or a.keys() != b.keys():
+            return False
+        if any(abs(a[k] - b[k]) > 0.0011 for k in a if isinstance(a[k], float) or isinstance(b[k], float)):
+            return False
+    return True
+
+
 RANGES = [(DAY, DAY), (BEFORE, BEFORE), (BEFORE, AFTER), ("2025-11-26", "2025-11-30"), ("2025-11-01", "2025-11-25"),
           ("2025-12-05", "2025-12-31")]
 
@@ -98,7 +117,7 @@ def test_every_twin_has_the_rows_of_its_plain_view(env):
         for since, until in RANGES[:4]:
             want = q(store, f"SELECT * FROM {view} WHERE {day} BETWEEN '{since}' AND '{until}'")
             got = q(store, f"SELECT * FROM {view}_between(since = '{since}', until = '{until}')")
-            assert ordered(got) == ordered(want), (view, since, until)
+            assert same_rows(got, want), (view, since, until, ordered(got), ordered(want))
             assert got or since == "2025-12-05", view
 
 
