@@ -7,9 +7,10 @@ records on the turn's shared write; the answer is written, as one ``write()``, o
 No task, no ASGI messages, no per-request future. A read that is exactly one whole beacon request on
 a connection with nothing in flight (the common case) is not even given to httptools: it is checked
 in one pass and only the headers a beacon reads are taken out (``collector.http.headparse``, which
-leaves everything it does not fully understand to httptools), without uvicorn's request cycle. The order and guarantees are those of the ASGI
-route: the answer follows the spool ``write()`` (the ``interval`` policy; under ``always`` every
-request takes the ASGI route and waits for its fsync), error answers are the same bytes.
+leaves everything it does not fully understand to httptools), without uvicorn's request cycle. The
+order and guarantees are those of the ASGI route: the answer follows the spool ``write()`` (the
+``interval`` policy; under ``always`` every request takes the ASGI route and waits for its fsync),
+error answers are the same bytes.
 
 Everything else takes uvicorn's ASGI path unchanged: other routes, a body that arrives in several
 reads (so the body deadline applies to it), ``Expect: 100-continue``, a request pipelined behind
