@@ -57,6 +57,13 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
                     f"bare Starlette 204: {bare:,.0f}/s", f"{c / bare:.2f}×", "≥ 0.7×" + verdict(c / bare >= 0.7)))
         out.append(("same, against the physical limit", f"{c:,.0f}/s", f"nginx 204 (1 worker): {ngx:,.0f}/s",
                     f"{c / ngx:.2f}×", "≥ 0.15×" + verdict(c / ngx >= 0.15)))
+        fl = s.get("floor")
+        if fl:
+            out.append(("floor: a raw ASGI handler doing only the unavoidable work (`loadtests/floor.py`)",
+                        f"{fl['rate']:,.0f}/s", f"bare Starlette 204: {bare:,.0f}/s", f"{fl['rate'] / bare:.2f}×",
+                        "measured"))
+            out.append(("collector against that floor", f"{c:,.0f}/s", f"floor: {fl['rate']:,.0f}/s",
+                        f"{c / fl['rate']:.2f}×", "measured"))
         ns = s.get("collector-nostore")
         if ns:
             out.append(("loader thread + embedded engine in the process", f"{c:,.0f}/s",
@@ -70,6 +77,11 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         out.append((f"batched events/s ({b['batch_events']} per request)", f"{bt['events_per_s']:,.0f}/s",
                     f"bare Starlette requests/s: {bare:,.0f}/s ({bt['rate']:,.0f} batch requests/s)",
                     f"{bt['events_per_s'] / bare:.2f}×", "≥ 3.5×" + verdict(bt["events_per_s"] / bare >= 3.5)))
+        bn = b.get("batch_nostore")
+        if bn:
+            out.append(("same, the collector without storage (unreachable DSN)", f"{bn['events_per_s']:,.0f}/s",
+                        f"with storage: {bt['events_per_s']:,.0f}/s", f"{bn['events_per_s'] / bare:.2f}× bare",
+                        "measured"))
         lat = b["latency"]
         lc, ln = lat["collector"], lat["nginx"]
         out.append((f"p99 latency at 70% of max rate ({lat['target_rate']:,.0f}/s offered, "
@@ -155,6 +167,10 @@ def details(r: dict) -> str:
                        f"errors {s['errors']}, non-2xx {s['non_2xx']}")
         bt = b["batch"]
         out.append(f"- batch `collector`: {bt['rate']:,.0f} req/s, p99 {bt['p99_ms']:.2f} ms, non-2xx {bt['non_2xx']}")
+        bn = b.get("batch_nostore")
+        if bn:
+            out.append(f"- batch `collector-nostore`: {bn['rate']:,.0f} req/s, p99 {bn['p99_ms']:.2f} ms, "
+                       f"non-2xx {bn['non_2xx']}")
         for name in ("collector", "collector-samepriority", "nginx"):
             x = b["latency"].get(name)
             if x is None:

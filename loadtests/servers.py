@@ -110,11 +110,16 @@ http {{
 class BareApp(_ChildServer):
     """The bare Starlette 204 route under the collector's uvicorn settings."""
 
+    module = "loadtests.bare"
+
+    def args(self) -> list[str]:
+        return []
+
     def start(self) -> "BareApp":
         self.dir.mkdir(parents=True, exist_ok=True)
-        log = self.dir / "bare.log"
+        log = self.dir / "server.log"
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "loadtests.bare", str(self.port)], cwd=ROOT,
+            self.proc = subprocess.Popen([sys.executable, "-m", self.module, str(self.port), *self.args()], cwd=ROOT,
                                          stdout=out, stderr=subprocess.STDOUT)
         _wait_http(self.url + "/healthz", self.proc, 30, log)
         return self
@@ -122,6 +127,19 @@ class BareApp(_ChildServer):
     def stop(self) -> None:
         _stop(self.proc)
         self.proc = None
+
+
+class FloorApp(BareApp):
+    """The floor handler (``loadtests.floor``): only the work no beacon design can avoid."""
+
+    module = "loadtests.floor"
+
+    def __init__(self, workdir: Path, city_db: str, asn_db: str):
+        super().__init__(workdir)
+        self.city_db, self.asn_db = city_db, asn_db
+
+    def args(self) -> list[str]:
+        return [self.city_db, self.asn_db, str(self.dir / "rows.jsonl")]
 
 
 def collector(workdir: Path, city_db: str, asn_db: str, **overrides) -> CollectorProcess:

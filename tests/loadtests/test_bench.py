@@ -73,6 +73,27 @@ def test_wrk_drives_the_bare_app(tmp_path):
     assert res.requests > 0 and res.ok
 
 
+@pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
+def test_wrk_drives_the_floor_app_which_does_the_unavoidable_work(tmp_path):
+    import orjson
+
+    from loadtests import beacons, geodata, servers
+
+    mix = traffic.Mix()
+    city, asn = geodata.databases(tmp_path / "mmdb", mix.ips)
+    app = servers.FloorApp(tmp_path / "floor", city, asn).start()
+    try:
+        res = wrk.run(app.url + "/api/event", beacons.lua("/api/event", mix, 20), 1, connections=4)
+    finally:
+        app.stop()
+    assert res.requests > 0 and res.ok
+    rows = [orjson.loads(line) for line in (tmp_path / "floor" / "rows.jsonl").read_bytes().splitlines()]
+    assert res.requests <= len(rows) <= res.requests + 4  # wrk stops with up to one request per connection unanswered
+    # every row carries what the lookups, the parse and the HMAC made
+    assert all(len(r["visitor_id"]) == 32 and r["browser"] for r in rows)
+    assert any(r["country"] for r in rows) and any(r["asn"] for r in rows)
+
+
 def test_request_profile_assigns_each_event_loop_sample_to_one_part():
     from loadtests.requestprofile import OTHER, parts
 
