@@ -90,7 +90,7 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
 
             # batches: the collector, and the same collector without storage (what the engine's inserts
             # of the accepted rows cost on these cores while batches arrive), rounds interleaved
-            batch_targets = {"collector": coll, "collector-nostore": nostore}
+            batch_targets = {"collector": coll, "collector-nostore": nostore, "floor": floor}
             for server in batch_targets.values():
                 wrk.run(server.url + "/api/batch", batch, warmup_s, CONNECTIONS, THREADS)
             best_batch: dict[str, wrk.Result] = {}
@@ -106,6 +106,7 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
                        for name, res in best_batch.items()}
             out["batch"] = batches["collector"]
             out["batch_nostore"] = batches["collector-nostore"]
+            out["batch_floor"] = batches["floor"]
 
             nostore.stop()
             # let the loader catch up so the latency run does not compete with a backlog of inserts

@@ -6,7 +6,10 @@ Per ``POST /api/event``: read the body, decode the JSON object, take the client 
 ``X-Forwarded-For`` address, a City and an ASN lookup of it (``maxminddb`` with its C extension, the
 benchmark's databases), a cached User-Agent parse (the collector's own parser and cache), one
 HMAC-SHA256, encode the row with orjson, one ``write()`` to an append-only file, answer 202. Nothing
-else: no validation, scrubbing, consent, rate limit, CORS, metrics, checksums or storage.
+else: no validation, scrubbing, consent, rate limit, CORS, metrics, checksums or storage. A
+``POST /api/batch`` (a JSON array) does the same with the lookups and the parse once per request (its
+events share the address and the User-Agent) and, per event, the HMAC and the row's encoding; one
+``write()`` per request.
 
 Run as ``python -m loadtests.floor PORT CITY_DB ASN_DB SPOOL_FILE``.
 """
@@ -63,17 +66,22 @@ def create_app(city_db: str, asn_db: str, spool: str):
                 xff = value
         ip = xff.rsplit(b",", 1)[-1].strip().decode("latin-1") or scope["client"][0]
         agent = ua.decode("latin-1")
-        p = loads(body)
+        doc = loads(body)
         place, net = city.get(ip) or {}, asn.get(ip) or {}
         browser = parse(agent)
-        cid = p.get("cid")
-        msg = "\x1f".join(("visitor", p["d"], cid) if cid else ("visitor-ip", p["d"], ip, agent)).encode()
-        row = {"ts": time.time(), "site": p["d"], "name": p["n"], "url": p["u"], "referrer": p.get("r", ""),
-               "country": (place.get("country") or {}).get("iso_code", ""),
-               "asn": net.get("autonomous_system_number", 0), "isp": net.get("autonomous_system_organization", ""),
-               "browser": browser.browser, "os": browser.os, "device": browser.device,
-               "visitor_id": new(secret, msg, sha).hexdigest()[:32]}
-        write(fd, dumps(row) + b"\n")
+        country = (place.get("country") or {}).get("iso_code", "")
+        number, org = net.get("autonomous_system_number", 0), net.get("autonomous_system_organization", "")
+        now = time.time()
+        lines = []
+        for p in (doc if isinstance(doc, list) else (doc,)):  # a batch's events share its address and UA
+            cid = p.get("cid")
+            msg = "\x1f".join(("visitor", p["d"], cid) if cid else ("visitor-ip", p["d"], ip, agent)).encode()
+            lines.append(dumps({"ts": now, "site": p["d"], "name": p["n"], "url": p["u"], "referrer": p.get("r", ""),
+                                "country": country, "asn": number, "isp": org, "browser": browser.browser,
+                                "os": browser.os, "device": browser.device,
+                                "visitor_id": new(secret, msg, sha).hexdigest()[:32]}))
+        lines.append(b"")
+        write(fd, b"\n".join(lines))
         await send(ACCEPTED)
         await send(OK)
 

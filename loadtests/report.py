@@ -82,6 +82,11 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
             out.append(("same, the collector without storage (unreachable DSN)", f"{bn['events_per_s']:,.0f}/s",
                         f"with storage: {bt['events_per_s']:,.0f}/s", f"{bn['events_per_s'] / bare:.2f}× bare",
                         "measured"))
+        bf = b.get("batch_floor")
+        if bf:
+            out.append(("same, the floor handler (per event: its HMAC and its row encoded)",
+                        f"{bf['events_per_s']:,.0f}/s", f"collector: {bt['events_per_s']:,.0f}/s",
+                        f"{bf['events_per_s'] / bare:.2f}× bare", "measured"))
         lat = b["latency"]
         lc, ln = lat["collector"], lat["nginx"]
         out.append((f"p99 latency at 70% of max rate ({lat['target_rate']:,.0f}/s offered, "
@@ -171,6 +176,9 @@ def details(r: dict) -> str:
         if bn:
             out.append(f"- batch `collector-nostore`: {bn['rate']:,.0f} req/s, p99 {bn['p99_ms']:.2f} ms, "
                        f"non-2xx {bn['non_2xx']}")
+        bf = b.get("batch_floor")
+        if bf:
+            out.append(f"- batch `floor`: {bf['rate']:,.0f} req/s, p99 {bf['p99_ms']:.2f} ms, non-2xx {bf['non_2xx']}")
         for name in ("collector", "collector-samepriority", "nginx"):
             x = b["latency"].get(name)
             if x is None:

@@ -94,6 +94,25 @@ def test_wrk_drives_the_floor_app_which_does_the_unavoidable_work(tmp_path):
     assert any(r["country"] for r in rows) and any(r["asn"] for r in rows)
 
 
+@pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
+def test_the_floor_app_takes_batches_one_row_per_event(tmp_path):
+    import orjson
+
+    from loadtests import beacons, geodata, servers
+
+    mix = traffic.Mix()
+    city, asn = geodata.databases(tmp_path / "mmdb", mix.ips)
+    app = servers.FloorApp(tmp_path / "floor", city, asn).start()
+    try:
+        res = wrk.run(app.url + "/api/batch", beacons.lua("/api/batch", mix, 10, 20), 1, connections=2)
+    finally:
+        app.stop()
+    assert res.requests > 0 and res.ok
+    rows = [orjson.loads(line) for line in (tmp_path / "floor" / "rows.jsonl").read_bytes().splitlines()]
+    assert 20 * res.requests <= len(rows) <= 20 * (res.requests + 2)
+    assert len(rows) % 20 == 0 and all(len(r["visitor_id"]) == 32 for r in rows)
+
+
 def test_request_profile_assigns_each_event_loop_sample_to_one_part():
     from loadtests.requestprofile import OTHER, parts
 
