@@ -63,10 +63,6 @@ class Settings:
     # nice value (0-19) of the loader and the embedded engine's threads, so requests get the CPU
     # first (collector/delivery/priority.py); 0 leaves them at the process's priority
     storage_nice: int = 10
-    # on the embedded engine: the engine, the internal listener and the migrations run in a process of
-    # their own that accepts no beacons, and the beacon processes insert through it (serve --workers N:
-    # N beacon processes and that one); a server DSN needs no such process, so it changes nothing there
-    storage_process: bool = False
     # fault drills (tests and operations drills only; see collector/faults.py): off when empty
     fault_store_file: str = ""  # inserts fail while this file exists
     fault_crash_after_insert_file: str = ""  # exit right after the next insert when this file exists

@@ -10,10 +10,7 @@
   embedded engine cost the request path in the same process (single events and batches);
 * the same collector with ``storage_nice = 0`` (``collector-samepriority``): the loader and the
   engine's threads at the event loop's scheduling priority, as before ``collector.delivery.priority``;
-  its max rate and its p99 at the collector's 70 % rate show what that design changes;
-* the same collector with ``storage_process`` (``collector-storageprocess``): the embedded engine in a
-  process of its own that takes no beacons, the beacon process's loader inserting through it; measured
-  as the previous one.
+  its max rate and its p99 at the collector's 70 % rate show what that design changes.
 
 After each max-rate round of a collector with storage, the bench waits for its spool to drain, so its
 backlog of inserts does not run during the next server's round.
@@ -65,9 +62,7 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
         nostore = servers.collector(tmp / "nostore", city, asn, clickhouse_dsn="http://127.0.0.1:9/",
                                     spool_quota_bytes=8 << 30)
         same = servers.collector(tmp / "samepriority", city, asn, storage_nice=0)
-        # the embedded engine in a process of its own, which takes no beacons (``storage_process``)
-        apart = servers.collector(tmp / "storageprocess", city, asn, storage_process=True)
-        storing = {"collector": coll, "collector-samepriority": same, "collector-storageprocess": apart}
+        storing = {"collector": coll, "collector-samepriority": same}
         try:
             nginx.start()
             bare.start()
@@ -75,12 +70,10 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
             coll.start()
             nostore.start()
             same.start()
-            apart.start()
             targets = {"nginx": nginx.url + "/api/event", "bare": bare.url + "/api/event",
                        "floor": floor.url + "/api/event",
                        "collector": coll.url + "/api/event", "collector-nostore": nostore.url + "/api/event",
-                       "collector-samepriority": same.url + "/api/event",
-                       "collector-storageprocess": apart.url + "/api/event"}
+                       "collector-samepriority": same.url + "/api/event"}
             for url in targets.values():  # warm up: connections, caches, JIT-free but page cache and allocators
                 wrk.run(url, single, warmup_s, CONNECTIONS, THREADS)
             best: dict[str, wrk.Result] = {}
@@ -121,7 +114,7 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
             target = 0.7 * best["collector"].rate
             paced = lua("/api/event", mix, 2000, rate=target)
             lat = {}
-            for name in ("collector", "collector-samepriority", "collector-storageprocess", "nginx"):
+            for name in ("collector", "collector-samepriority", "nginx"):
                 if name in storing:
                     _drain(storing[name], 60)
                 res = wrk.run(targets[name], paced, duration_s * 2, LATENCY_CONNECTIONS, THREADS)
@@ -130,7 +123,6 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
                 lat[name] = vars(res) | {"rate": res.rate, "ok": res.ok}
             out["latency"] = {"target_rate": target, **lat}
             same.stop()
-            apart.stop()
             if curve_points:
                 _drain(coll, 60)
                 out["curve"] = _curve(targets, mix, best["collector"].rate, best["bare"].rate, curve_points,
@@ -141,7 +133,6 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
             coll.stop()
             nostore.stop()
             same.stop()
-            apart.stop()
     return out
 
 

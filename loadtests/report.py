@@ -73,10 +73,6 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         if sp:
             out.append(("same, storage threads at the event loop's priority (`storage_nice = 0`)", f"{c:,.0f}/s",
                         f"storage_nice 0: {sp['rate']:,.0f}/s", f"{c / sp['rate']:.2f}×", "measured"))
-        ap = s.get("collector-storageprocess")
-        if ap:
-            out.append(("same, the embedded engine in a process of its own (`storage_process`)", f"{c:,.0f}/s",
-                        f"storage process: {ap['rate']:,.0f}/s", f"{c / ap['rate']:.2f}×", "measured"))
         bt = b["batch"]
         out.append((f"batched events/s ({b['batch_events']} per request)", f"{bt['events_per_s']:,.0f}/s",
                     f"bare Starlette requests/s: {bare:,.0f}/s ({bt['rate']:,.0f} batch requests/s)",
@@ -101,10 +97,6 @@ def rows(r: dict) -> list[tuple[str, str, str, str, str]]:
         if ls:
             out.append(("same rate, storage threads at the event loop's priority", f"{ls['p99_ms']:.2f} ms",
                         f"achieved {ls['rate']:,.0f}/s", f"p50 {ls['p50_ms']:.2f} ms", "measured"))
-        la = lat.get("collector-storageprocess")
-        if la:
-            out.append(("same rate, the embedded engine in a process of its own", f"{la['p99_ms']:.2f} ms",
-                        f"achieved {la['rate']:,.0f}/s", f"p50 {la['p50_ms']:.2f} ms", "measured"))
     e = r.get("enrichment")
     if e:
         out.append(("enrichment µs/event, realistic UA/IP mix", f"{e['pipeline_us']:.1f} µs",
@@ -187,7 +179,7 @@ def details(r: dict) -> str:
         bf = b.get("batch_floor")
         if bf:
             out.append(f"- batch `floor`: {bf['rate']:,.0f} req/s, p99 {bf['p99_ms']:.2f} ms, non-2xx {bf['non_2xx']}")
-        for name in ("collector", "collector-samepriority", "collector-storageprocess", "nginx"):
+        for name in ("collector", "collector-samepriority", "nginx"):
             x = b["latency"].get(name)
             if x is None:
                 continue

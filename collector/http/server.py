@@ -150,20 +150,13 @@ def serve(settings: Settings, workers: int = 1) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
         return 1
-    if workers > 1 or dedicated_storage(settings):
+    if workers > 1:
         return supervise(settings, public_sock, workers)
     return _serve(settings, public_sock)
 
 
-def dedicated_storage(settings: Settings) -> bool:
-    """Whether the embedded engine gets a process of its own that accepts no beacons (``storage_process``)."""
-    return settings.storage_process and settings.embedded
-
-
-def _serve(settings: Settings, public_sock: socket.socket | None, worker: int = 0, workers: int = 1,
+def _serve(settings: Settings, public_sock: socket.socket, worker: int = 0, workers: int = 1,
            secret: str = "") -> int:
-    """One process: the public listener on ``public_sock`` (None: the storage process, which accepts
-    no beacons), and in worker 0 (the owner) the internal listener."""
     from collector.assembly import assemble
     from collector.service import Collector
 
@@ -191,12 +184,7 @@ def _serve(settings: Settings, public_sock: socket.socket | None, worker: int = 
         internal_app = WorkerGate(app.state.internal, svc, secret) if secret else app.state.internal
         internal = InternalServer(_config(internal_app, settings, counts=svc.counts, lifespan="off"))
     server = Server(_config(app, settings, beacons=app, counts=svc.counts, lifespan="on"), svc, internal)
-    if owner and public_sock is None:
-        log.info("storage process: embedded chDB; internal listener on %s%s; beacons go to %d other process%s",
-                 svc.parts.data.admin_socket,
-                 f" and http://127.0.0.1:{settings.internal_port}" if settings.internal_port else "",
-                 workers - 1, "es" if workers > 2 else "")
-    elif owner:
+    if owner:
         log.info("collector listening on http://%s:%d (storage: %s); internal listener on %s%s%s", settings.host,
                  public_sock.getsockname()[1], "embedded chDB" if settings.embedded else "ClickHouse over HTTP",
                  svc.parts.data.admin_socket,
@@ -206,13 +194,11 @@ def _serve(settings: Settings, public_sock: socket.socket | None, worker: int = 
         log.info("worker %d of %d accepting; spool %s", worker, workers, svc.parts.data.spool)
         threading.Thread(target=_follow_consent, args=(svc,), daemon=True).start()
 
-    public = [public_sock] if public_sock is not None else []
-
     async def both():
         if internal is None:
-            await server.serve(sockets=public)
+            await server.serve(sockets=[public_sock])
         else:
-            await asyncio.gather(server.serve(sockets=public), internal.serve(sockets=internal_socks))
+            await asyncio.gather(server.serve(sockets=[public_sock]), internal.serve(sockets=internal_socks))
 
     try:
         asyncio_run(both(), loop_factory=server.config.get_loop_factory())
@@ -361,14 +347,11 @@ def _die_with_parent() -> None:
 
 
 def supervise(settings: Settings, public_sock: socket.socket, workers: int) -> int:
-    """Fork the workers on the bound socket; forward SIGTERM/SIGINT; exit 0 when all exited 0. With a
-    storage process (``dedicated_storage``), worker 0 takes no beacons and ``workers`` more take them."""
+    """Fork the workers on the bound socket; forward SIGTERM/SIGINT; exit 0 when all exited 0."""
     from collector.assembly import keystore
     from collector.paths import DataDir
 
     data = DataDir.of(settings).ensure()
-    dedicated = dedicated_storage(settings)
-    workers += dedicated  # processes, the storage process included
     leftover = [k for k in data.worker_spools() if k >= workers and any(data.for_worker(k).spool.glob("*.seg"))]
     if leftover:
         log.warning("spools of workers %s from an earlier run with more workers: starting %d workers so they "
@@ -390,12 +373,9 @@ def supervise(settings: Settings, public_sock: socket.socket, workers: int) -> i
                     os._exit(1)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                sock: socket.socket | None = public_sock
+                sock = public_sock
                 if k:  # worker 0 keeps the socket bound first; the others join its SO_REUSEPORT group
                     sock = bind_tcp(public_sock.getsockname()[0], public_sock.getsockname()[1], reuseport=True)
-                    public_sock.close()
-                elif dedicated:  # the storage process: no public listener (the parent holds the port)
-                    sock = None
                     public_sock.close()
                 code = _serve(settings, sock, k, workers, secret)
             except BaseException:  # noqa: BLE001 - a worker reports and exits; the supervisor counts it
