@@ -29,14 +29,18 @@ def create_app() -> Starlette:
                              Route("/healthz", healthz, methods=["GET"])])
 
 
-def main(port: int) -> None:
-    # the same keyword arguments as collector.http.server.serve()
+def run(app, port: int) -> None:
+    """Serve ``app`` on loopback with the same keyword arguments as collector.http.server.serve()."""
     config = uvicorn.Config(
-        create_app(), host="127.0.0.1", port=port, loop="uvloop", http="httptools", lifespan="on",
+        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", lifespan="on",
         log_config=None, access_log=False, server_header=False, date_header=False,
         timeout_keep_alive=5, backlog=2048,
     )
     uvicorn.Server(config).run()
+
+
+def main(port: int) -> None:
+    run(create_app(), port)
 
 
 if __name__ == "__main__":

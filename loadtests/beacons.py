@@ -88,8 +88,9 @@ def run(duration_s: float = 5.0, rounds: int = 2, warmup_s: float = 1.0, batch_e
                         _drain(storing[name], 60)
             out["single"] = {k: vars(v) | {"rate": v.rate, "ok": v.ok} for k, v in best.items()}
 
-            # batches: the collector, and the same collector without storage (what the engine's inserts
-            # of the accepted rows cost on these cores while batches arrive), rounds interleaved
+            # batches, rounds interleaved: the collector, the same collector without storage (what the
+            # engine's inserts of the accepted rows cost on these cores while batches arrive) and the floor;
+            # the collector's backlog is stored before each round
             batch_targets = {"collector": coll, "collector-nostore": nostore, "floor": floor}
             for server in batch_targets.values():
                 wrk.run(server.url + "/api/batch", batch, warmup_s, CONNECTIONS, THREADS)

@@ -24,7 +24,6 @@ import time
 
 import maxminddb
 import orjson
-import uvicorn
 
 from collector.pipeline.useragent import UserAgentParser
 
@@ -44,9 +43,10 @@ def create_app(city_db: str, asn_db: str, spool: str):
     new, sha, dumps, loads, write = hmac.new, hashlib.sha256, orjson.dumps, orjson.loads, os.write
 
     async def app(scope, receive, send):
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
+        if scope["type"] == "lifespan":  # startup, then shutdown: nothing to do for either
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["path"] == "/healthz":
@@ -89,13 +89,9 @@ def create_app(city_db: str, asn_db: str, spool: str):
 
 
 def main(port: int, city_db: str, asn_db: str, spool: str) -> None:
-    # the same keyword arguments as collector.http.server.serve() and loadtests.bare
-    config = uvicorn.Config(
-        create_app(city_db, asn_db, spool), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-        lifespan="on", log_config=None, access_log=False, server_header=False, date_header=False,
-        timeout_keep_alive=5, backlog=2048,
-    )
-    uvicorn.Server(config).run()
+    from loadtests import bare
+
+    bare.run(create_app(city_db, asn_db, spool), port)  # the bare route's server settings
 
 
 if __name__ == "__main__":

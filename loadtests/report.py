@@ -172,13 +172,10 @@ def details(r: dict) -> str:
                        f"errors {s['errors']}, non-2xx {s['non_2xx']}")
         bt = b["batch"]
         out.append(f"- batch `collector`: {bt['rate']:,.0f} req/s, p99 {bt['p99_ms']:.2f} ms, non-2xx {bt['non_2xx']}")
-        bn = b.get("batch_nostore")
-        if bn:
-            out.append(f"- batch `collector-nostore`: {bn['rate']:,.0f} req/s, p99 {bn['p99_ms']:.2f} ms, "
-                       f"non-2xx {bn['non_2xx']}")
-        bf = b.get("batch_floor")
-        if bf:
-            out.append(f"- batch `floor`: {bf['rate']:,.0f} req/s, p99 {bf['p99_ms']:.2f} ms, non-2xx {bf['non_2xx']}")
+        for key, name in (("batch_nostore", "collector-nostore"), ("batch_floor", "floor")):
+            x = b.get(key)
+            if x:
+                out.append(f"- batch `{name}`: {x['rate']:,.0f} req/s, p99 {x['p99_ms']:.2f} ms, non-2xx {x['non_2xx']}")
         for name in ("collector", "collector-samepriority", "nginx"):
             x = b["latency"].get(name)
             if x is None:

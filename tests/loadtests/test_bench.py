@@ -73,8 +73,8 @@ def test_wrk_drives_the_bare_app(tmp_path):
     assert res.requests > 0 and res.ok
 
 
-@pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
-def test_wrk_drives_the_floor_app_which_does_the_unavoidable_work(tmp_path):
+def _floor_run(tmp_path, path: str, events_per_request: int, connections: int):
+    """wrk against the floor app for a second: its result and the rows the app wrote."""
     import orjson
 
     from loadtests import beacons, geodata, servers
@@ -83,11 +83,18 @@ def test_wrk_drives_the_floor_app_which_does_the_unavoidable_work(tmp_path):
     city, asn = geodata.databases(tmp_path / "mmdb", mix.ips)
     app = servers.FloorApp(tmp_path / "floor", city, asn).start()
     try:
-        res = wrk.run(app.url + "/api/event", beacons.lua("/api/event", mix, 20), 1, connections=4)
+        script = beacons.lua(path, mix, 20 if events_per_request == 1 else 10, events_per_request)
+        res = wrk.run(app.url + path, script, 1, connections=connections)
     finally:
         app.stop()
-    assert res.requests > 0 and res.ok
     rows = [orjson.loads(line) for line in (tmp_path / "floor" / "rows.jsonl").read_bytes().splitlines()]
+    return res, rows
+
+
+@pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
+def test_wrk_drives_the_floor_app_which_does_the_unavoidable_work(tmp_path):
+    res, rows = _floor_run(tmp_path, "/api/event", 1, connections=4)
+    assert res.requests > 0 and res.ok
     assert res.requests <= len(rows) <= res.requests + 4  # wrk stops with up to one request per connection unanswered
     # every row carries what the lookups, the parse and the HMAC made
     assert all(len(r["visitor_id"]) == 32 and r["browser"] for r in rows)
@@ -96,19 +103,8 @@ def test_wrk_drives_the_floor_app_which_does_the_unavoidable_work(tmp_path):
 
 @pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
 def test_the_floor_app_takes_batches_one_row_per_event(tmp_path):
-    import orjson
-
-    from loadtests import beacons, geodata, servers
-
-    mix = traffic.Mix()
-    city, asn = geodata.databases(tmp_path / "mmdb", mix.ips)
-    app = servers.FloorApp(tmp_path / "floor", city, asn).start()
-    try:
-        res = wrk.run(app.url + "/api/batch", beacons.lua("/api/batch", mix, 10, 20), 1, connections=2)
-    finally:
-        app.stop()
+    res, rows = _floor_run(tmp_path, "/api/batch", 20, connections=2)
     assert res.requests > 0 and res.ok
-    rows = [orjson.loads(line) for line in (tmp_path / "floor" / "rows.jsonl").read_bytes().splitlines()]
     assert 20 * res.requests <= len(rows) <= 20 * (res.requests + 2)
     assert len(rows) % 20 == 0 and all(len(r["visitor_id"]) == 32 for r in rows)
 
