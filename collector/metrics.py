@@ -3,15 +3,26 @@
 The conservation counts are plain numbers (``collector.counts``); this module only renders them,
 with the gauges the running collector adds at scrape time (spool, storage, key ages, …). See
 docs/delivery.md for the oracle they make checkable.
+
+Under ``serve --workers N`` only the owner (worker 0) has the internal listener that Prometheus
+scrapes, and every worker counts only what it handled itself (its connections, its spool, its
+loader). So each other worker sends its own rendering to the owner every second (``Peers``), and the
+owner's ``/metrics`` holds every worker's series, each with a ``worker`` label, its own included;
+``collector_worker_metrics_age_seconds`` says how old each worker's numbers are. A single process
+exports its series without that label.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import platform
+import threading
+import time
 
 from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from collector.counts import LATENCY_BUCKETS, Counts
 
@@ -38,6 +49,7 @@ class Metrics:
                                     buckets=(1, 10, 100, 1000, 5000, 10000, 50000, 100000))
         self.add_source(self._counts)
         self.add_source(self._build_info)
+        self.peers: Peers | None = None  # the other workers' numbers, on the owner of several workers
 
     def observe_batch(self, rows: int, seconds: float) -> None:
         self.insert_latency.observe(seconds)
@@ -48,7 +60,10 @@ class Metrics:
         self.registry.register(_Custom(fn))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """This process's metrics; on the owner of several workers, every worker's (``Peers``)."""
+        if self.peers is None:
+            return generate_latest(self.registry)
+        return self.peers.render(self.registry)
 
     @staticmethod
     def _build_info():
@@ -92,6 +107,61 @@ def http_families(http):
     yield counter("collector_http_inline_answers", "Beacons answered inside the connection's protocol (their "
                   "whole request in one read), without an ASGI task; also counted in collector_http_requests",
                   http.inline)
+
+
+class Peers:
+    """The owner's copy of the other workers' metrics: each worker's latest rendering, as it sent it."""
+
+    LABEL = "worker"
+
+    def __init__(self, own: int = 0, clock=time.monotonic):
+        self.own = own
+        self.clock = clock
+        self._latest: dict[int, tuple[float, str]] = {}  # worker -> (received at, exposition text)
+        self._lock = threading.Lock()
+
+    def receive(self, worker: int, text: str) -> None:
+        """A worker's rendering; refused (``ValueError``) unless it comes from another worker and parses
+        as the exposition format."""
+        if worker < 0 or worker == self.own:
+            raise ValueError(f"worker {worker} is not another worker")
+        try:
+            families = list(text_string_to_metric_families(text))
+        except Exception as exc:  # noqa: BLE001 - the parser raises several kinds on bad input
+            raise ValueError(f"not the exposition format ({type(exc).__name__})") from None
+        if any(self.LABEL in s.labels for fam in families for s in fam.samples):
+            raise ValueError(f"a worker's metrics may not carry a {self.LABEL!r} label of their own")
+        with self._lock:
+            self._latest[worker] = (self.clock(), text)
+
+    def render(self, registry) -> bytes:
+        with self._lock:
+            latest = dict(self._latest)
+        now = self.clock()
+        merged: dict[str, Metric] = {}
+        _add(merged, registry.collect(), str(self.own))
+        for worker, (_, text) in sorted(latest.items()):
+            _add(merged, text_string_to_metric_families(text), str(worker))
+        age = GaugeMetricFamily("collector_worker_metrics_age_seconds",
+                                "How old each worker's numbers in this export are (0 for the worker that serves it)",
+                                labels=[self.LABEL])
+        age.add_metric([str(self.own)], 0.0)
+        for worker, (at, _) in sorted(latest.items()):
+            age.add_metric([str(worker)], max(0.0, now - at))
+        merged[age.name] = age
+        out = CollectorRegistry(auto_describe=False)
+        out.register(_Custom(lambda: iter(merged.values())))
+        return generate_latest(out)
+
+
+def _add(merged: dict[str, "Metric"], families, worker: str) -> None:
+    """Each family's samples, labelled with ``worker``, into the family of the same name in ``merged``."""
+    for fam in families:
+        into = merged.get(fam.name)
+        if into is None:
+            into = merged[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+        into.samples.extend(Sample(s.name, {Peers.LABEL: worker, **s.labels}, s.value, s.timestamp, s.exemplar)
+                            for s in fam.samples)
 
 
 class _Custom:

@@ -38,6 +38,7 @@ from uvicorn._compat import asyncio_run
 from collector import gcpolicy, logs
 from collector.http.app import create_app
 from collector.http.inline import protocol_class
+from collector.metrics import Peers
 from collector.peers import PeerErasure, start_follower
 from collector.settings import Settings
 
@@ -46,16 +47,19 @@ READINESS_GRACE_S = 0.5
 
 
 class Server(uvicorn.Server):
-    def __init__(self, config, collector, internal: uvicorn.Server | None = None):
+    def __init__(self, config, collector, internal: uvicorn.Server | None = None, push: "MetricsPush | None" = None):
         super().__init__(config)
         self.collector = collector
         self.internal = internal
+        self.push = push  # a worker's metrics, sent to the owner
         self._exit_requested = 0.0
 
     async def startup(self, sockets=None):
         await super().startup(sockets=sockets)  # the lifespan: the collector has started
         if not self.should_exit:
             gcpolicy.settle()  # startup's objects are never scanned by a collection again
+            if self.push is not None:
+                self.push.start()
 
     def handle_exit(self, sig, frame):
         if not self._exit_requested:
@@ -80,6 +84,8 @@ class Server(uvicorn.Server):
         finally:
             if self.internal is not None:
                 self.internal.should_exit = True
+            if self.push is not None:  # the collector has stopped: its final numbers
+                await self.push.stop()
 
 
 class InternalServer(uvicorn.Server):
@@ -170,6 +176,7 @@ def _serve(settings: Settings, public_sock: socket.socket, worker: int = 0, work
         start_follower(svc, worker)
     elif workers > 1:
         svc.peers = PeerErasure(svc.parts.data.root, workers)
+        svc.metrics.peers = Peers(own=0)
     app = create_app(settings, svc)
     internal = None
     internal_socks: list[socket.socket] = []
@@ -183,7 +190,8 @@ def _serve(settings: Settings, public_sock: socket.socket, worker: int = 0, work
             return 1
         internal_app = WorkerGate(app.state.internal, svc, secret) if secret else app.state.internal
         internal = InternalServer(_config(internal_app, settings, counts=svc.counts, lifespan="off"))
-    server = Server(_config(app, settings, beacons=app, counts=svc.counts, lifespan="on"), svc, internal)
+    push = None if owner else MetricsPush(settings, svc.metrics, worker, secret)
+    server = Server(_config(app, settings, beacons=app, counts=svc.counts, lifespan="on"), svc, internal, push)
     if owner:
         log.info("collector listening on http://%s:%d (storage: %s); internal listener on %s%s%s", settings.host,
                  public_sock.getsockname()[1], "embedded chDB" if settings.embedded else "ClickHouse over HTTP",
@@ -295,8 +303,60 @@ class OwnerStore:
         self._http.close()
 
 
+class MetricsPush:
+    """A worker's metrics, rendered on its event loop (where its numbers change) and sent to the owner,
+    whose ``/metrics`` holds every worker's (``collector.metrics.Peers``): every ``INTERVAL_S``, and once
+    more after the worker stopped, so the export ends with its final numbers. A push the owner does
+    not answer is simply followed by the next one."""
+
+    INTERVAL_S = 1.0
+
+    def __init__(self, settings: Settings, metrics, worker: int, secret: str):
+        import httpx
+
+        from collector.paths import DataDir
+
+        self.metrics, self.worker, self._secret = metrics, worker, secret
+        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(DataDir.of(settings).admin_socket)),
+                                  base_url="http://collector", timeout=5)
+        self._task: asyncio.Task | None = None
+        self.sent = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.INTERVAL_S)
+            await self.push()
+
+    async def push(self) -> bool:
+        ok = await asyncio.to_thread(self._post, self.metrics.render())
+        self.sent += ok
+        return ok
+
+    def _post(self, body: bytes) -> bool:
+        import httpx
+
+        try:
+            r = self._http.post("/_worker/metrics", content=body, params={"worker": str(self.worker)},
+                                headers={WORKER_SECRET_HEADER: self._secret})
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if not await self.push():
+            log.warning("worker %d could not send its final metrics to the owner", self.worker)
+        self._http.close()
+
+
 class WorkerGate:
-    """The owner's internal app, plus the workers' insert path (only with the workers' secret)."""
+    """The owner's internal app, plus the workers' insert and metrics paths (only with the workers' secret)."""
 
     def __init__(self, app, collector, secret: str):
         self.app, self.collector, self.secret = app, collector, secret.encode()
@@ -325,6 +385,13 @@ class WorkerGate:
 
         if not hmac.compare_digest(given, self.secret):
             return await answer(404, {"error": "not_found", "message": "not found"})
+        if scope["path"] == "/_worker/metrics" and self.collector.metrics.peers is not None:
+            q = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+            try:
+                self.collector.metrics.peers.receive(int(q["worker"]), bytes(body).decode("utf-8"))
+            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                return await answer(400, {"error": "bad_request", "message": f"not a worker's metrics: {exc}"[:300]})
+            return await answer(200, {"ok": True})
         store = self.collector.store
         try:
             if scope["path"] == "/_worker/insert":

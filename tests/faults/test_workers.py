@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from collector.testing import ROOT, CollectorProcess
 from collector.testing_clickhouse import ClickHouseHTTP
@@ -104,6 +105,47 @@ def test_the_cli_and_the_internal_listener_reach_the_owner(tmp_path):
         # the workers' insert path is closed to anyone without the workers' secret, admin token or not
         r = proc.admin("POST", "/_worker/insert", params={"table": "events", "token": "x"}, content=b"{}")
         assert r.status_code == 404
+    finally:
+        assert proc.stop() == 0
+
+
+def _by_worker(proc, family: str, sample: str | None = None) -> dict[str, float]:
+    """The owner's export of ``family``, summed per ``worker`` label (``sample``: one sample name only)."""
+    text = proc.internal("GET", "/metrics").text
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        if fam.name == family:
+            for s in fam.samples:
+                if sample is None or s.name == sample:
+                    out[s.labels["worker"]] = out.get(s.labels["worker"], 0.0) + s.value
+    return out
+
+
+def test_the_owners_metrics_hold_every_workers_numbers(tmp_path):
+    settings = fault_settings(tmp_path / "data")
+    proc = WorkersProcess(settings, tmp_path, workers=2).start()
+    ledger = Ledger()
+    try:
+        with Load(proc.url, ledger, "m", threads=4, pause_s=0.005, reconnect_every=5):
+            time.sleep(2)
+        assert ledger.acked and not ledger.refused and not ledger.unknown
+        wait_for(lambda: ledger.acked <= set(stored_markers(proc)), 60, what="every worker's spool to be stored")
+        # within a push or two, the owner's export counts what each worker accepted and stored
+        wait_for(lambda: sum(_by_worker(proc, "collector_events_stored").values()) == len(ledger.acked), 15,
+                 what="the workers' stored counts in the owner's metrics")
+        accepted = _by_worker(proc, "collector_events_accepted")
+        assert set(accepted) == {"0", "1"} and all(v > 0 for v in accepted.values()), accepted
+        assert sum(accepted.values()) == len(ledger.acked)
+        requests = _by_worker(proc, "collector_http_requests")
+        assert requests["0"] > 0 and requests["1"] > 0
+        # each worker's own spool, not the owner's twice
+        assert set(_by_worker(proc, "collector_spool_quota_bytes")) == {"0", "1"}
+        age = _by_worker(proc, "collector_worker_metrics_age_seconds")
+        assert age["0"] == 0 and 0 <= age["1"] < 5
+        # the metrics path is closed to anyone without the workers' secret, admin token or not
+        r = proc.admin("POST", "/_worker/metrics", params={"worker": "1"}, content=b"collector_events_accepted_total 1e9\n")
+        assert r.status_code == 404
+        assert sum(_by_worker(proc, "collector_events_accepted").values()) == len(ledger.acked)
     finally:
         assert proc.stop() == 0
 
