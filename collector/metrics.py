@@ -114,8 +114,9 @@ class Peers:
 
     LABEL = "worker"
 
-    def __init__(self, own: int = 0, clock=time.monotonic):
+    def __init__(self, own: int = 0, workers: int = 0, clock=time.monotonic):
         self.own = own
+        self.workers = workers  # how many workers there are, the owner included (0: not known)
         self.clock = clock
         self._latest: dict[int, tuple[float, str]] = {}  # worker -> (received at, exposition text)
         self._lock = threading.Lock()
@@ -133,6 +134,22 @@ class Peers:
             raise ValueError(f"a worker's metrics may not carry a {self.LABEL!r} label of their own")
         with self._lock:
             self._latest[worker] = (self.clock(), text)
+
+    def others(self) -> list[int]:
+        """The other workers: every one there is, and any that sent numbers."""
+        with self._lock:
+            sent = set(self._latest)
+        return sorted(sent | {k for k in range(self.workers) if k != self.own})
+
+    def latest(self, worker: int) -> tuple[float, dict[str, float]] | None:
+        """When the worker's numbers arrived (this clock) and its unlabelled samples by name, or None."""
+        with self._lock:
+            got = self._latest.get(worker)
+        if got is None:
+            return None
+        at, text = got
+        return at, {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                    if not s.labels}
 
     def render(self, registry) -> bytes:
         with self._lock:

@@ -127,4 +127,8 @@ def run(seconds: float = 60.0, timeout_s: float = 900) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)))
+    # python -m loadtests.memory [SECONDS [PLOT.png]]: the measurement as JSON, and its plot when a path is given
+    result = measure(float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)
+    if len(sys.argv) > 2:
+        plot(result, Path(sys.argv[2]))
+    print(json.dumps(result))

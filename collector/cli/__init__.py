@@ -173,6 +173,14 @@ def cmd_spool(args, settings, backend) -> int:
     print(f"dead letters: {report['dead_letters']}")
     if "storage_healthy" in report:
         print(f"storage: {'healthy' if report['storage_healthy'] else 'failing: ' + report['last_error']}")
+    for w in report.get("workers", []):  # ``serve --workers N``: the other workers' spools
+        if not w.get("reported"):
+            print(f"worker {w['worker']}: no numbers from it yet")
+            continue
+        age = f" (its numbers {w['metrics_age_s']} s old)" if "metrics_age_s" in w else ""
+        print(f"worker {w['worker']}: {w['segments']} segments ({w['bytes']} of {w['quota_bytes']} quota bytes), "
+              f"unstored {w['unstored_records']} records, {w['unstored_bytes']} bytes, "
+              f"oldest {w['oldest_unstored_age_s']} s{age}")
     return 0
 
 
@@ -188,9 +196,19 @@ def cmd_replay(args, settings, backend) -> int:
     from collector.paths import DataDir
 
     backend.close()  # the replay opens the data itself
-    data, counts = DataDir.of(settings), Counts()
-    loader = loader_for(settings, data, spool_for(settings, data), store_for(settings), counts)
-    return replay(settings, loader=loader, counts=counts)
+    data, store = DataDir.of(settings), store_for(settings)
+    code = 0
+    try:
+        # the spool, then those ``serve --workers N`` left for its other workers, each with its own checkpoint
+        for k in [0, *data.worker_spools()]:
+            spool_data, counts = data.for_worker(k), Counts()
+            if k:
+                print(f"worker {k}'s spool:")
+            loader = loader_for(settings, spool_data, spool_for(settings, spool_data), store, counts)
+            code = replay(settings, loader=loader, counts=counts, keep_store=True) or code
+    finally:
+        store.close()
+    return code
 
 
 # commands that need no backend (serving owns the data itself; minting needs only the site secret)

@@ -164,8 +164,16 @@ class Local:
 
         if not self.data.spool.is_dir():
             raise CommandError(f"no spool at {self.data.spool} (is COLLECTOR_DATA_DIR right?)")
-        return status(spool_for(self.settings, self.data), CheckpointFile(self.data.checkpoint).read(),
-                      DeadLetters(self.data.dead_letters, self.settings.dead_letter_days), running=False)
+
+        def of(data) -> dict:
+            return status(spool_for(self.settings, data), CheckpointFile(data.checkpoint).read(),
+                          DeadLetters(data.dead_letters, self.settings.dead_letter_days), running=False)
+
+        report = of(self.data)
+        others = self.data.worker_spools()  # ``serve --workers N`` left spools of its other workers
+        if others:
+            report["workers"] = [{"worker": k, "reported": True, **of(self.data.for_worker(k))} for k in others]
+        return report
 
     def flush(self) -> dict | None:
         return None  # the caller replays the spool in the foreground

@@ -25,10 +25,12 @@ def bar(done: int, total: int, width: int = 40, unit: str = "bytes") -> str:
     return f"\r[{'#' * int(frac * width):<{width}}] {frac * 100:5.1f}% {done}/{total} {unit}"
 
 
-def replay(settings, out=None, err=None, *, loader: Loader | None = None, counts: Counts | None = None) -> int:
+def replay(settings, out=None, err=None, *, loader: Loader | None = None, counts: Counts | None = None,
+           keep_store: bool = False) -> int:
     """``loader``: the serving process's own loader setup for this spool (the CLI builds it with
     ``collector.assembly.loader_for``, so its deduplication tokens are the ones a serving collector
-    would send); by default a plain one."""
+    would send); by default a plain one. ``keep_store``: the caller closes the store (it replays
+    several spools through it)."""
     out, err = out or sys.stdout, err or sys.stderr
     if loader is None:
         data = DataDir.of(settings)
@@ -61,7 +63,8 @@ def replay(settings, out=None, err=None, *, loader: Loader | None = None, counts
         for seg in spool.segments():
             if spool.size(seg) == 0:
                 spool.path(seg).unlink(missing_ok=True)
-        store.close()
+        if not keep_store:
+            store.close()
     err.write(bar(total, total) + "\n")
     out.write(f"replayed {total} bytes in {time.monotonic() - t0:.1f} s: {counts.stored_total} rows stored, "
               f"{counts.dead_lettered} dead-lettered, {loader.backlog()} bytes left\n")

@@ -114,11 +114,57 @@ async def spool_status(request: Request) -> Response:
 
 
 def spool_report(svc) -> dict:
-    return svc.delivery_status()
+    """This process's spool; under ``serve --workers N`` also every other worker's, as its latest
+    metrics say (``collector.metrics.Peers``: at most a second or two old, ``metrics_age_s``)."""
+    report = svc.delivery_status()
+    peers = svc.metrics.peers
+    if peers is not None:
+        report["workers"] = [worker_spool(peers, k) for k in peers.others()]
+    return report
+
+
+# a worker's spool fields in ``spool_report``, from its metrics
+_WORKER_SPOOL = {"segments": "collector_spool_segments", "bytes": "collector_spool_bytes",
+                 "quota_bytes": "collector_spool_quota_bytes", "unstored_bytes": "collector_spool_unstored_bytes",
+                 "unstored_records": "collector_spool_unstored_records",
+                 "oldest_unstored_age_s": "collector_oldest_unstored_seconds",
+                 "storage_healthy": "collector_storage_healthy", "dead_lettered": "collector_events_dead_lettered_total"}
+
+
+def worker_spool(peers, worker: int) -> dict:
+    got = peers.latest(worker)
+    if got is None:
+        return {"worker": worker, "reported": False}
+    at, values = got
+    out: dict = {"worker": worker, "reported": True, "metrics_age_s": round(max(0.0, peers.clock() - at), 3)}
+    for field, name in _WORKER_SPOOL.items():
+        v = values.get(name)
+        out[field] = None if v is None else (bool(v) if field == "storage_healthy" else
+                                             round(v, 3) if field == "oldest_unstored_age_s" else int(v))
+    return out
 
 
 async def flush(request: Request) -> Response:
     require_admin(request)
     svc = request.app.state.collector
+    t0 = svc.metrics.peers.clock() if svc.metrics.peers is not None else 0.0
     done = await asyncio.to_thread(svc.loader.flush_wait, 30)
+    if svc.metrics.peers is not None:
+        done = await _workers_flushed(svc.metrics.peers, t0, t0 + 30) and done
     return JSONResponse({"flushed": done, **spool_report(svc)})
+
+
+async def _workers_flushed(peers, since: float, deadline: float) -> bool:
+    """Whether every other worker reported an empty spool in numbers sent after ``since`` (their loaders
+    store what is due on their own, within the flush interval), waiting until ``deadline``."""
+    while True:
+        pending = []
+        for k in peers.others():
+            got = peers.latest(k)
+            if got is None or got[0] <= since or got[1].get("collector_spool_unstored_bytes", 1) > 0:
+                pending.append(k)
+        if not pending:
+            return True
+        if peers.clock() >= deadline:
+            return False
+        await asyncio.sleep(0.1)

@@ -176,7 +176,7 @@ def _serve(settings: Settings, public_sock: socket.socket, worker: int = 0, work
         start_follower(svc, worker)
     elif workers > 1:
         svc.peers = PeerErasure(svc.parts.data.root, workers)
-        svc.metrics.peers = Peers(own=0)
+        svc.metrics.peers = Peers(own=0, workers=workers)
     app = create_app(settings, svc)
     internal = None
     internal_socks: list[socket.socket] = []

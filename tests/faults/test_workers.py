@@ -129,7 +129,11 @@ def test_the_owners_metrics_hold_every_workers_numbers(tmp_path):
         with Load(proc.url, ledger, "m", threads=4, pause_s=0.005, reconnect_every=5):
             time.sleep(2)
         assert ledger.acked and not ledger.refused and not ledger.unknown
-        wait_for(lambda: ledger.acked <= set(stored_markers(proc)), 60, what="every worker's spool to be stored")
+        # a flush waits for the other worker's spool too (``collector replay`` while running)
+        flushed = proc.admin("POST", "/admin/flush").json()
+        assert flushed["flushed"] and flushed["unstored_bytes"] == 0
+        assert [(w["worker"], w["unstored_bytes"]) for w in flushed["workers"]] == [(1, 0)]
+        assert ledger.acked <= set(stored_markers(proc))
         # within a push or two, the owner's export counts what each worker accepted and stored
         wait_for(lambda: sum(_by_worker(proc, "collector_events_stored").values()) == len(ledger.acked), 15,
                  what="the workers' stored counts in the owner's metrics")
@@ -148,6 +152,54 @@ def test_the_owners_metrics_hold_every_workers_numbers(tmp_path):
         assert sum(_by_worker(proc, "collector_events_accepted").values()) == len(ledger.acked)
     finally:
         assert proc.stop() == 0
+
+
+def _cli(env, *args):
+    return subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_spool_status_and_replay_cover_every_workers_spool(tmp_path):
+    down = tmp_path / "storage-down"
+    down.touch()
+    settings = fault_settings(tmp_path / "data", fault_store_file=str(down))
+    proc = WorkersProcess(settings, tmp_path, workers=2).start()
+    ledger = Ledger()
+    try:
+        with Load(proc.url, ledger, "s", threads=4, pause_s=0.005, reconnect_every=3):
+            time.sleep(1.5)
+        assert ledger.acked and not ledger.refused and not ledger.unknown
+
+        def live() -> dict:
+            out = _cli(proc.env, "spool", "status", "--json")
+            assert out.returncode == 0, out.stderr
+            return json.loads(out.stdout)
+
+        # storage is down: every acknowledged event waits in one of the two spools, and the owner's
+        # report holds the other worker's from its metrics
+        wait_for(lambda: live()["unstored_records"] + sum(w.get("unstored_records") or 0 for w in live()["workers"])
+                 == len(ledger.acked), 15, what="both spools in the owner's report")
+        report = live()
+        (other,) = report["workers"]
+        assert other["worker"] == 1 and other["reported"] and other["unstored_records"] > 0
+        assert report["unstored_records"] > 0 and not other["storage_healthy"]
+        text = _cli(proc.env, "spool", "status").stdout
+        assert "worker 1: " in text and f"unstored {other['unstored_records']} records" in text
+    finally:
+        assert proc.stop() == 0
+    offline = _cli(proc.env, "spool", "status", "--json")
+    assert offline.returncode == 0, offline.stderr
+    report = json.loads(offline.stdout)
+    assert not report["running"] and [w["worker"] for w in report["workers"]] == [1]
+    assert report["unstored_records"] + report["workers"][0]["unstored_records"] == len(ledger.acked)
+
+    replay = _cli(proc.env, "replay")  # storage is the embedded engine again: no fault drill offline
+    assert replay.returncode == 0, replay.stderr
+    assert "worker 1's spool:" in replay.stdout
+    after = json.loads(_cli(proc.env, "spool", "status", "--json").stdout)
+    assert after["unstored_records"] == 0 and after["workers"][0]["unstored_records"] == 0
+    count = _cli(proc.env, "query", "--format", "TSV", "SELECT count(), uniqExact(props['m']) FROM events")
+    assert count.stdout.split() == [str(len(ledger.acked))] * 2
 
 
 def test_kill9_with_workers_repeatedly(tmp_path):
