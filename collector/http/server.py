@@ -371,20 +371,20 @@ class WorkerGate:
         from collector.errors import StorageError
 
         given = dict(scope["headers"]).get(WORKER_SECRET_HEADER.encode(), b"")
-        body = bytearray()
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
 
         async def answer(status: int, doc: dict) -> None:
             await send({"type": "http.response.start", "status": status,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": orjson.dumps(doc)})
 
-        if not hmac.compare_digest(given, self.secret):
+        if not hmac.compare_digest(given, self.secret):  # before a byte of the body is read or kept
             return await answer(404, {"error": "not_found", "message": "not found"})
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
         if scope["path"] == "/_worker/metrics" and self.collector.metrics.peers is not None:
             q = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
             try:
