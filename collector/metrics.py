@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import re
 import threading
 import time
 
@@ -110,46 +111,67 @@ def http_families(http):
 
 
 class Peers:
-    """The owner's copy of the other workers' metrics: each worker's latest rendering, as it sent it."""
+    """The owner's copy of the other workers' metrics: each worker's latest rendering, parsed once when
+    it arrives. It also carries flush requests to the workers (``request_flush``): the answer to each
+    push names the latest one, and a worker's later pushes say which it has carried out."""
 
     LABEL = "worker"
+    TYPES = ("counter", "gauge", "histogram")  # all that the collector renders
 
     def __init__(self, own: int = 0, workers: int = 0, clock=time.monotonic):
         self.own = own
         self.workers = workers  # how many workers there are, the owner included (0: not known)
         self.clock = clock
-        self._latest: dict[int, tuple[float, str]] = {}  # worker -> (received at, exposition text)
+        self.flush_requested = 0  # the latest flush's number
+        self._latest: dict[int, _Pushed] = {}
         self._lock = threading.Lock()
 
-    def receive(self, worker: int, text: str) -> None:
-        """A worker's rendering; refused (``ValueError``) unless it comes from another worker and parses
-        as the exposition format."""
-        if worker < 0 or worker == self.own:
+    def receive(self, worker: int, text: str, seq: int = 0, flushed: int = 0) -> int:
+        """A worker's rendering (its ``seq``-th push; ``flushed``: the latest flush it carried out), or
+        ``ValueError`` unless it comes from another worker and is what a collector renders: the
+        exposition format, counters, gauges and histograms with plain names, no timestamps, no
+        ``worker`` label. An older push than the one held is ignored. Returns the flush to carry out."""
+        if worker < 0 or worker == self.own or (self.workers and worker >= self.workers):
             raise ValueError(f"worker {worker} is not another worker")
         try:
             families = list(text_string_to_metric_families(text))
         except Exception as exc:  # noqa: BLE001 - the parser raises several kinds on bad input
             raise ValueError(f"not the exposition format ({type(exc).__name__})") from None
-        if any(self.LABEL in s.labels for fam in families for s in fam.samples):
-            raise ValueError(f"a worker's metrics may not carry a {self.LABEL!r} label of their own")
+        for fam in families:
+            if fam.type not in self.TYPES or not _NAME.fullmatch(fam.name):
+                raise ValueError(f"not a family the collector renders: {fam.name[:80]!r} ({fam.type})")
+            for smp in fam.samples:
+                if self.LABEL in smp.labels:
+                    raise ValueError(f"a worker's metrics may not carry a {self.LABEL!r} label of their own")
+                if smp.timestamp is not None or smp.exemplar is not None or not _NAME.fullmatch(smp.name):
+                    raise ValueError(f"not a sample the collector renders: {smp.name[:80]!r}")
+        plain = {smp.name: smp.value for fam in families for smp in fam.samples if not smp.labels}
         with self._lock:
-            self._latest[worker] = (self.clock(), text)
+            held = self._latest.get(worker)
+            if held is None or seq > held.seq:
+                self._latest[worker] = _Pushed(self.clock(), seq, families, plain, flushed)
+            return self.flush_requested
+
+    def request_flush(self) -> int:
+        """A new flush for every worker; returns its number (``flushed``)."""
+        with self._lock:
+            self.flush_requested += 1
+            return self.flush_requested
+
+    def flushed(self, number: int) -> list[int]:
+        """The other workers that have not yet reported carrying out flush ``number``."""
+        with self._lock:
+            return [k for k in self.others() if k not in self._latest or self._latest[k].flushed < number]
 
     def others(self) -> list[int]:
         """The other workers: every one there is, and any that sent numbers."""
-        with self._lock:
-            sent = set(self._latest)
-        return sorted(sent | {k for k in range(self.workers) if k != self.own})
+        return sorted(set(self._latest) | {k for k in range(self.workers) if k != self.own})
 
     def latest(self, worker: int) -> tuple[float, dict[str, float]] | None:
         """When the worker's numbers arrived (this clock) and its unlabelled samples by name, or None."""
         with self._lock:
             got = self._latest.get(worker)
-        if got is None:
-            return None
-        at, text = got
-        return at, {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-                    if not s.labels}
+        return None if got is None else (got.at, got.plain)
 
     def render(self, registry) -> bytes:
         with self._lock:
@@ -157,26 +179,39 @@ class Peers:
         now = self.clock()
         merged: dict[str, Metric] = {}
         _add(merged, registry.collect(), str(self.own))
-        for worker, (_, text) in sorted(latest.items()):
-            _add(merged, text_string_to_metric_families(text), str(worker))
+        for worker, pushed in sorted(latest.items()):
+            _add(merged, pushed.families, str(worker))
         age = GaugeMetricFamily("collector_worker_metrics_age_seconds",
                                 "How old each worker's numbers in this export are (0 for the worker that serves it)",
                                 labels=[self.LABEL])
         age.add_metric([str(self.own)], 0.0)
-        for worker, (at, _) in sorted(latest.items()):
-            age.add_metric([str(worker)], max(0.0, now - at))
+        for worker, pushed in sorted(latest.items()):
+            age.add_metric([str(worker)], max(0.0, now - pushed.at))
         merged[age.name] = age
         out = CollectorRegistry(auto_describe=False)
         out.register(_Custom(lambda: iter(merged.values())))
         return generate_latest(out)
 
 
+class _Pushed:
+    __slots__ = ("at", "seq", "families", "plain", "flushed")
+
+    def __init__(self, at: float, seq: int, families: list, plain: dict[str, float], flushed: int):
+        self.at, self.seq, self.families, self.plain, self.flushed = at, seq, families, plain, flushed
+
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
 def _add(merged: dict[str, "Metric"], families, worker: str) -> None:
-    """Each family's samples, labelled with ``worker``, into the family of the same name in ``merged``."""
+    """Each family's samples, labelled with ``worker``, into the family of the same name in ``merged``
+    (a family of another type under that name is left out: one name, one type)."""
     for fam in families:
         into = merged.get(fam.name)
         if into is None:
             into = merged[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+        elif into.type != fam.type:
+            continue
         into.samples.extend(Sample(s.name, {Peers.LABEL: worker, **s.labels}, s.value, s.timestamp, s.exemplar)
                             for s in fam.samples)
 

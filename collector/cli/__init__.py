@@ -177,10 +177,11 @@ def cmd_spool(args, settings, backend) -> int:
         if not w.get("reported"):
             print(f"worker {w['worker']}: no numbers from it yet")
             continue
-        age = f" (its numbers {w['metrics_age_s']} s old)" if "metrics_age_s" in w else ""
-        print(f"worker {w['worker']}: {w['segments']} segments ({w['bytes']} of {w['quota_bytes']} quota bytes), "
-              f"unstored {w['unstored_records']} records, {w['unstored_bytes']} bytes, "
-              f"oldest {w['oldest_unstored_age_s']} s{age}")
+        v = {k: "?" if x is None else x for k, x in w.items()}  # a number the worker did not send
+        age = f" (its numbers {v['metrics_age_s']} s old)" if "metrics_age_s" in v else ""
+        print(f"worker {v['worker']}: {v['segments']} segments ({v['bytes']} of {v['quota_bytes']} quota bytes), "
+              f"unstored {v['unstored_records']} records, {v['unstored_bytes']} bytes, "
+              f"oldest {v['oldest_unstored_age_s']} s{age}")
     return 0
 
 
@@ -205,7 +206,9 @@ def cmd_replay(args, settings, backend) -> int:
             if k:
                 print(f"worker {k}'s spool:")
             loader = loader_for(settings, spool_data, spool_for(settings, spool_data), store, counts)
-            code = replay(settings, loader=loader, counts=counts, keep_store=True) or code
+            code = replay(settings, loader=loader, counts=counts, keep_store=True)
+            if code:  # storage failed: the other spools would fail the same way
+                break
     finally:
         store.close()
     return code

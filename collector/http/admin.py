@@ -8,7 +8,9 @@ data: chDB allows one process per data path.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -139,32 +141,27 @@ def worker_spool(peers, worker: int) -> dict:
     out: dict = {"worker": worker, "reported": True, "metrics_age_s": round(max(0.0, peers.clock() - at), 3)}
     for field, name in _WORKER_SPOOL.items():
         v = values.get(name)
-        out[field] = None if v is None else (bool(v) if field == "storage_healthy" else
-                                             round(v, 3) if field == "oldest_unstored_age_s" else int(v))
+        if v is None or not math.isfinite(v):
+            out[field] = None
+        elif field == "storage_healthy":
+            out[field] = bool(v)
+        else:
+            out[field] = round(v, 3) if field == "oldest_unstored_age_s" else int(v)
     return out
 
 
 async def flush(request: Request) -> Response:
+    """Store everything spooled so far, within 30 s. Under ``serve --workers N`` the other workers are
+    asked too (through the answers to their metrics pushes): each flushes its own spool and says so."""
     require_admin(request)
     svc = request.app.state.collector
-    t0 = svc.metrics.peers.clock() if svc.metrics.peers is not None else 0.0
+    peers = svc.metrics.peers
+    number = peers.request_flush() if peers is not None else 0
+    deadline = time.monotonic() + 30
     done = await asyncio.to_thread(svc.loader.flush_wait, 30)
-    if svc.metrics.peers is not None:
-        done = await _workers_flushed(svc.metrics.peers, t0, t0 + 30) and done
+    while peers is not None and peers.flushed(number):
+        if time.monotonic() >= deadline:
+            done = False
+            break
+        await asyncio.sleep(0.05)
     return JSONResponse({"flushed": done, **spool_report(svc)})
-
-
-async def _workers_flushed(peers, since: float, deadline: float) -> bool:
-    """Whether every other worker reported an empty spool in numbers sent after ``since`` (their loaders
-    store what is due on their own, within the flush interval), waiting until ``deadline``."""
-    while True:
-        pending = []
-        for k in peers.others():
-            got = peers.latest(k)
-            if got is None or got[0] <= since or got[1].get("collector_spool_unstored_bytes", 1) > 0:
-                pending.append(k)
-        if not pending:
-            return True
-        if peers.clock() >= deadline:
-            return False
-        await asyncio.sleep(0.1)

@@ -190,7 +190,7 @@ def _serve(settings: Settings, public_sock: socket.socket, worker: int = 0, work
             return 1
         internal_app = WorkerGate(app.state.internal, svc, secret) if secret else app.state.internal
         internal = InternalServer(_config(internal_app, settings, counts=svc.counts, lifespan="off"))
-    push = None if owner else MetricsPush(settings, svc.metrics, worker, secret)
+    push = None if owner else MetricsPush(settings, svc, worker, secret)
     server = Server(_config(app, settings, beacons=app, counts=svc.counts, lifespan="on"), svc, internal, push)
     if owner:
         log.info("collector listening on http://%s:%d (storage: %s); internal listener on %s%s%s", settings.host,
@@ -306,52 +306,105 @@ class OwnerStore:
 class MetricsPush:
     """A worker's metrics, rendered on its event loop (where its numbers change) and sent to the owner,
     whose ``/metrics`` holds every worker's (``collector.metrics.Peers``): every ``INTERVAL_S``, and once
-    more after the worker stopped, so the export ends with its final numbers. A push the owner does
-    not answer is simply followed by the next one."""
+    more after the worker stopped, so the export ends with its final numbers. Pushes are numbered and
+    one at a time, so an older one never replaces a newer one. A push that fails is followed by the
+    next one. The owner's answer names the latest flush asked of the workers: the worker flushes its
+    own spool (its loader's ``flush_wait``, as a single process does) and its next push says so."""
 
     INTERVAL_S = 1.0
+    QUIET_S = 60.0  # at most one warning this often about failing pushes
 
-    def __init__(self, settings: Settings, metrics, worker: int, secret: str):
+    def __init__(self, settings: Settings, collector, worker: int, secret: str):
         import httpx
 
         from collector.paths import DataDir
 
-        self.metrics, self.worker, self._secret = metrics, worker, secret
+        self.collector, self.metrics, self.worker, self._secret = collector, collector.metrics, worker, secret
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per push otherwise
         self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(DataDir.of(settings).admin_socket)),
                                   base_url="http://collector", timeout=5)
         self._task: asyncio.Task | None = None
+        self._flush: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.seq = 0
+        self.flushed = 0  # the latest flush carried out
         self.sent = 0
+        self._warned_at = -self.QUIET_S
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.INTERVAL_S)
-            await self.push()
+        while not self._stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.INTERVAL_S)
+            self._wake.clear()
+            if not self._stopping:
+                await self.push()
 
     async def push(self) -> bool:
-        ok = await asyncio.to_thread(self._post, self.metrics.render())
-        self.sent += ok
-        return ok
+        """One push; never raises (a failure is logged now and then, and the next push follows)."""
+        try:
+            self.seq += 1
+            answer = await asyncio.to_thread(self._post, self.metrics.render(), self.seq, self.flushed)
+        except Exception as exc:  # noqa: BLE001 - e.g. out of file descriptors while rendering
+            answer = None
+            self._warn(f"{type(exc).__name__}: {exc}")
+        if answer is None:
+            return False
+        self.sent += 1
+        wanted = answer.get("flush", 0)
+        if isinstance(wanted, int) and wanted > self.flushed and self._flush is None and not self._stopping:
+            self._flush = asyncio.create_task(self._carry_out(wanted))
+        return True
 
-    def _post(self, body: bytes) -> bool:
+    async def _carry_out(self, number: int) -> None:
+        end = time.monotonic() + 30  # as long as the owner waits
+        try:
+            while not self._stopping and time.monotonic() < end:  # a stop does not wait for a flush
+                if await asyncio.to_thread(self.collector.loader.flush_wait, 0.5):
+                    self.flushed = max(self.flushed, number)
+                    break
+        finally:
+            self._flush = None
+            self._wake.set()  # say so now, not in a second
+
+    def _post(self, body: bytes, seq: int, flushed: int) -> dict | None:
         import httpx
 
         try:
-            r = self._http.post("/_worker/metrics", content=body, params={"worker": str(self.worker)},
+            r = self._http.post("/_worker/metrics", content=body,
+                                params={"worker": str(self.worker), "seq": str(seq), "flushed": str(flushed)},
                                 headers={WORKER_SECRET_HEADER: self._secret})
-        except httpx.HTTPError:
-            return False
-        return r.status_code == 200
+        except httpx.HTTPError as exc:
+            self._warn(str(exc))
+            return None
+        if r.status_code != 200:
+            self._warn(f"the owner answered {r.status_code}: {r.text[:200]}")
+            return None
+        try:
+            doc = r.json()
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _warn(self, what: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= self.QUIET_S:
+            self._warned_at = now
+            log.warning("worker %d could not send its metrics to the owner: %s", self.worker, what[:300])
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if not await self.push():
-            log.warning("worker %d could not send its final metrics to the owner", self.worker)
+        """After the collector stopped: the push in flight ends, then the final one."""
+        self._stopping = True
+        self._wake.set()
+        for task in (self._task, self._flush):
+            if task is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await task
+        self._warned_at = -self.QUIET_S
+        await self.push()
         self._http.close()
 
 
@@ -388,10 +441,11 @@ class WorkerGate:
         if scope["path"] == "/_worker/metrics" and self.collector.metrics.peers is not None:
             q = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
             try:
-                self.collector.metrics.peers.receive(int(q["worker"]), bytes(body).decode("utf-8"))
-            except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                worker, seq, flushed = (_count(q.get(k, "0")) for k in ("worker", "seq", "flushed"))
+                wanted = self.collector.metrics.peers.receive(worker, bytes(body).decode("utf-8"), seq, flushed)
+            except ValueError as exc:  # UnicodeDecodeError is a ValueError
                 return await answer(400, {"error": "bad_request", "message": f"not a worker's metrics: {exc}"[:300]})
-            return await answer(200, {"ok": True})
+            return await answer(200, {"ok": True, "flush": wanted})
         store = self.collector.store
         try:
             if scope["path"] == "/_worker/insert":
@@ -403,6 +457,13 @@ class WorkerGate:
         except StorageError as exc:
             return await answer(503, {"error": "storage", "message": exc.message, "kind": exc.kind})
         return await answer(404, {"error": "not_found", "message": "not found"})
+
+
+def _count(text: str) -> int:
+    """A whole number as a query gives it: digits only (``int`` would also take signs, blanks and ``_``)."""
+    if not text.isdigit() or len(text) > 18:
+        raise ValueError(f"{text[:20]!r} is not a whole number")
+    return int(text)
 
 
 def _die_with_parent() -> None:
