@@ -131,10 +131,8 @@ def test_the_owners_metrics_hold_every_workers_numbers(tmp_path):
             # under traffic, a flush (``collector replay`` while running) asks the other worker too, and
             # everything acknowledged before it is stored when it answers
             before = set(ledger.acked)
-            t0 = time.monotonic()
             flushed = proc.admin("POST", "/admin/flush").json()
-            took = time.monotonic() - t0
-            assert flushed["flushed"] and took < 10, (took, flushed)
+            assert flushed["flushed"], flushed
             assert before and before <= set(stored_markers(proc))
             time.sleep(0.5)
         assert ledger.acked and not ledger.refused and not ledger.unknown
