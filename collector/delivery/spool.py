@@ -204,6 +204,11 @@ class Spool:
                 return True, self.synced_size if seg == self.active else 0
         return False, self.size(seg)
 
+    def position(self) -> tuple[int, int]:
+        """Where the next record will be appended: (segment, offset). Everything spooled so far lies before it."""
+        with self._lock:
+            return self.active, self.active_size
+
     @property
     def total_bytes(self) -> int:
         return self.closed_bytes + self.active_size

@@ -211,6 +211,39 @@ def test_transient_failure_keeps_data_and_recovers(env, tmp_path):
     spool.close()
 
 
+def test_a_flush_under_steady_appends_ends_once_what_was_spooled_before_it_is_stored(env, tmp_path):
+    settings, store = env
+    spool, loader, metrics = make(settings, store, batch_size=1000)
+    loader.flush_interval_s = 5.0  # nothing is due on its own during the test: only the flush hurries it
+    loader.start()
+    spool.append([row(i) for i in range(50)])
+    stop = threading.Event()
+
+    def keep_appending():  # another record every 2 ms: the spool is never empty
+        i = 50
+        while not stop.is_set():
+            spool.append([row(i)])
+            i += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=keep_appending, daemon=True)
+    writer.start()
+    try:
+        time.sleep(0.05)
+        spooled = spool.appended_records  # at least these lie before the position read next
+        before = spool.position()
+        t0 = time.monotonic()
+        assert loader.flush_wait(20)
+        took = time.monotonic() - t0
+        assert (loader.cp.seg, loader.cp.offset) >= before and count(store) >= spooled > 50, took
+    finally:
+        stop.set()
+        writer.join()
+    spool.sync()  # what the collector's fsync policy does for the last appends
+    assert loader.stop(10) and count(store) == spool.appended_records
+    spool.close()
+
+
 def test_a_batch_failing_half_way_is_counted_once_when_it_is_finally_stored(env, tmp_path):
     settings, store = env
     fail = {"member_events": True}
