@@ -118,9 +118,9 @@ class Peers:
     LABEL = "worker"
     TYPES = ("counter", "gauge", "histogram")  # all that the collector renders
 
-    def __init__(self, own: int = 0, workers: int = 0, clock=time.monotonic):
+    def __init__(self, own: int, workers: int, clock=time.monotonic):
         self.own = own
-        self.workers = workers  # how many workers there are, the owner included (0: not known)
+        self.workers = workers  # how many workers there are, the owner included
         self.clock = clock
         self.flush_requested = 0  # the latest flush's number
         self._latest: dict[int, _Pushed] = {}
@@ -131,7 +131,7 @@ class Peers:
         ``ValueError`` unless it comes from another worker and is what a collector renders: the
         exposition format, counters, gauges and histograms with plain names, no timestamps, no
         ``worker`` label. An older push than the one held is ignored. Returns the flush to carry out."""
-        if worker < 0 or worker == self.own or (self.workers and worker >= self.workers):
+        if worker < 0 or worker == self.own or worker >= self.workers:
             raise ValueError(f"worker {worker} is not another worker")
         try:
             families = list(text_string_to_metric_families(text))

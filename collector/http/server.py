@@ -249,23 +249,28 @@ def _follow_consent(svc) -> None:
         time.sleep(0.5)
 
 
+def _owner_client(settings: Settings, timeout_s: float):
+    """A worker's HTTP client to the owner's internal socket (inserts, metrics)."""
+    import httpx
+
+    from collector.paths import DataDir
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+    return httpx.Client(transport=httpx.HTTPTransport(uds=str(DataDir.of(settings).admin_socket)),
+                        base_url="http://collector", timeout=timeout_s)
+
+
 class OwnerStore:
     """A worker's store on the embedded engine: its loader's inserts run in the owner, the one process
     that may open chDB, through the internal socket. Failures come back as the owner's ``StorageError``
     kinds, so the loader retries, bisects and dead-letters exactly as it does against its own store."""
 
     def __init__(self, settings: Settings, secret: str):
-        import httpx
-
-        from collector.paths import DataDir
-
         self.database = settings.database
         self.embedded = True
         self.dsn = settings.dsn
         self._secret = secret
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per batch otherwise
-        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(DataDir.of(settings).admin_socket)),
-                                  base_url="http://collector", timeout=60)
+        self._http = _owner_client(settings, timeout_s=60)
 
     def _post(self, path: str, body: bytes = b"", params: dict | None = None):
         import httpx
@@ -315,21 +320,14 @@ class MetricsPush:
     QUIET_S = 60.0  # at most one warning this often about failing pushes
 
     def __init__(self, settings: Settings, collector, worker: int, secret: str):
-        import httpx
-
-        from collector.paths import DataDir
-
         self.collector, self.metrics, self.worker, self._secret = collector, collector.metrics, worker, secret
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per push otherwise
-        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(DataDir.of(settings).admin_socket)),
-                                  base_url="http://collector", timeout=5)
+        self._http = _owner_client(settings, timeout_s=5)
         self._task: asyncio.Task | None = None
         self._flush: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self.seq = 0
         self.flushed = 0  # the latest flush carried out
-        self.sent = 0
         self._warned_at = -self.QUIET_S
 
     def start(self) -> None:
@@ -353,7 +351,6 @@ class MetricsPush:
             self._warn(f"{type(exc).__name__}: {exc}")
         if answer is None:
             return False
-        self.sent += 1
         wanted = answer.get("flush", 0)
         if isinstance(wanted, int) and wanted > self.flushed and self._flush is None and not self._stopping:
             self._flush = asyncio.create_task(self._carry_out(wanted))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.delivery.spool import scan
-from collector.testing import CHROME_UA, CollectorProcess, make_settings
+from collector.testing import CHROME_UA, ROOT, CollectorProcess, make_settings
 
 BATCH = 10
 
@@ -134,6 +136,12 @@ def send_until(url: str, ledger: Ledger, tag: str, status: int, limit: int = 500
             if send_batch(client, url, ledger, tag) == status:
                 return i + 1
     raise AssertionError(f"no {status} after {limit} batches")
+
+
+def cli(env, *args) -> subprocess.CompletedProcess:
+    """``collector ARGS…`` as a child process with the collector's environment."""
+    return subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.05, what: str = "condition"):

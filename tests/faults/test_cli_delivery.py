@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from tests.faults.harness import Ledger, fault_settings, send_until
-from collector.testing import ROOT, CollectorProcess
-
-
-def cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+from tests.faults.harness import Ledger, cli, fault_settings, send_until
+from collector.testing import CollectorProcess
 
 
 def test_spool_status_and_offline_replay(tmp_path):

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collector.testing import ROOT, CollectorProcess
 from collector.testing_clickhouse import ClickHouseHTTP
-from tests.faults.harness import (Ledger, Load, assert_exactly_once, assert_segments_clean, fault_settings,
+from tests.faults.harness import (Ledger, Load, assert_exactly_once, assert_segments_clean, cli, fault_settings,
                                   stored_markers, wait_for)
 
 WORKERS = 3
@@ -160,11 +160,6 @@ def test_the_owners_metrics_hold_every_workers_numbers(tmp_path):
         assert proc.stop() == 0
 
 
-def _cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "collector", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_spool_status_and_replay_cover_every_workers_spool(tmp_path):
     down = tmp_path / "storage-down"
     down.touch()
@@ -177,7 +172,7 @@ def test_spool_status_and_replay_cover_every_workers_spool(tmp_path):
         assert ledger.acked and not ledger.refused and not ledger.unknown
 
         def live() -> dict:
-            out = _cli(proc.env, "spool", "status", "--json")
+            out = cli(proc.env, "spool", "status", "--json")
             assert out.returncode == 0, out.stderr
             return json.loads(out.stdout)
 
@@ -189,22 +184,22 @@ def test_spool_status_and_replay_cover_every_workers_spool(tmp_path):
         (other,) = report["workers"]
         assert other["worker"] == 1 and other["reported"] and other["unstored_records"] > 0
         assert report["unstored_records"] > 0 and not other["storage_healthy"]
-        text = _cli(proc.env, "spool", "status").stdout
+        text = cli(proc.env, "spool", "status").stdout
         assert "worker 1: " in text and f"unstored {other['unstored_records']} records" in text
     finally:
         assert proc.stop() == 0
-    offline = _cli(proc.env, "spool", "status", "--json")
+    offline = cli(proc.env, "spool", "status", "--json")
     assert offline.returncode == 0, offline.stderr
     report = json.loads(offline.stdout)
     assert not report["running"] and [w["worker"] for w in report["workers"]] == [1]
     assert report["unstored_records"] + report["workers"][0]["unstored_records"] == len(ledger.acked)
 
-    replay = _cli(proc.env, "replay")  # storage is the embedded engine again: no fault drill offline
+    replay = cli(proc.env, "replay")  # storage is the embedded engine again: no fault drill offline
     assert replay.returncode == 0, replay.stderr
     assert "worker 1's spool:" in replay.stdout
-    after = json.loads(_cli(proc.env, "spool", "status", "--json").stdout)
+    after = json.loads(cli(proc.env, "spool", "status", "--json").stdout)
     assert after["unstored_records"] == 0 and after["workers"][0]["unstored_records"] == 0
-    count = _cli(proc.env, "query", "--format", "TSV", "SELECT count(), uniqExact(props['m']) FROM events")
+    count = cli(proc.env, "query", "--format", "TSV", "SELECT count(), uniqExact(props['m']) FROM events")
     assert count.stdout.split() == [str(len(ledger.acked))] * 2
 
 
